@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - the keyfile configuration: a main file plus conf.d/NAME.conf files.
+ *
+ * Loading builds a complete corral_config or fails with a GError whose
+ * message names the file, the group and the key.  Nothing here opens
+ * sockets or loads plugins; policy-specific keys are kept as raw strings
+ * in corral_service_config.policy_keys and validated by the policy loader
+ * against the keys the plugin declares.
+ */
+#ifndef CORRAL_CONFIG_H
+#define CORRAL_CONFIG_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <corral/policy.h>
+
+#define CORRAL_CONFIG_ERROR (corral_config_error_quark())
+GQuark corral_config_error_quark(void);
+
+typedef enum {
+    CORRAL_CONFIG_ERROR_IO,      /* a file could not be read */
+    CORRAL_CONFIG_ERROR_SYNTAX,  /* not a valid keyfile */
+    CORRAL_CONFIG_ERROR_KEY,     /* unknown key or group */
+    CORRAL_CONFIG_ERROR_VALUE,   /* bad value for a known key */
+    CORRAL_CONFIG_ERROR_DUPLICATE,
+} CorralConfigError;
+
+typedef enum {
+    CORRAL_LISTENER_INET,
+    CORRAL_LISTENER_UNIX,
+} corral_listener_kind;
+
+typedef struct corral_listener_config {
+    corral_listener_kind kind;
+    /* The SOCKET<n>_SETTINGS name: the service name for inet listeners,
+     * the basename of the path for unix listeners. */
+    char *name;
+    /* inet: a numeric address ("127.0.0.1", "::1") or "*" / "::" for any. */
+    char *address;
+    guint16 port;
+    /* unix: absolute path (relative ones are resolved against base_dir). */
+    char *path;
+    unsigned mode;       /* unix: permission bits, default 0600 */
+    char *user, *group;  /* unix: owner when running as root; may be NULL */
+} corral_listener_config;
+
+typedef struct corral_service_config {
+    char *name;
+    char *file;              /* the file whose [service NAME] group defined it */
+    char *executable;        /* command line, split on spaces at spawn */
+    corral_service_type type;
+    char *policy;            /* "dovecot" unless set */
+
+    unsigned process_min_avail;
+    unsigned process_limit;      /* effective: 0 in the file means 100 */
+    unsigned client_limit;       /* effective: 0 means 1000, capped at service_count */
+    unsigned service_count;      /* 0 = unlimited */
+    unsigned idle_kill_secs;     /* effective: 0 means 60; CORRAL_IDLE_KILL_NEVER */
+    guint64 vsz_limit;           /* bytes; 0 = unlimited; default 256 MiB */
+    unsigned first_status_timeout_msecs; /* default 30000 */
+    int listen_backlog;          /* default process_limit * client_limit, >= 4 */
+
+    char *user, *group, *extra_groups, *chroot; /* NULL when unset */
+
+    GPtrArray *listeners;    /* corral_listener_config*, in file order */
+    /* Keys the core does not know, for the policy: name -> value (char*). */
+    GHashTable *policy_keys;
+    /* Every key of the group -> its line in `file` (GUINT_TO_POINTER), so
+     * that later checks, such as the policy's, can point at the line. */
+    GHashTable *key_lines;
+} corral_service_config;
+
+typedef struct corral_config {
+    char *main_file;         /* absolute path */
+    char *dir;               /* its folder; relative paths resolve here */
+    char **files;            /* every file read, in order, NULL-terminated */
+    char *base_dir;          /* [corral] base_dir, absolute; default dir/run */
+    char *policy_dir;        /* [corral] policy_dir, absolute; NULL if unset */
+    GPtrArray *services;     /* corral_service_config*, in order of appearance */
+} corral_config;
+
+/* Reads `main_file` and then `conf.d/ *.conf` beside it in lexical order.
+ * Returns NULL and sets `error` on the first problem found. */
+corral_config *corral_config_load(const char *main_file, GError **error);
+void corral_config_free(corral_config *config);
+
+const corral_service_config *corral_config_find_service(const corral_config *config,
+                                                        const char *name);
+
+/* Value parsers shared with the policy-key validation.
+ * Durations: "60" (in `bare_unit_msecs` units), "500ms", "60s", "2m", "1h",
+ * "1d"; sizes: "0", "1024", "512k", "256M", "2G" (binary units).
+ * Each returns false and sets *error_text (g_free it) on bad input. */
+bool corral_parse_duration_msecs(const char *text, guint64 bare_unit_msecs,
+                                 guint64 *msecs, char **error_text);
+bool corral_parse_size(const char *text, guint64 *bytes, char **error_text);
+bool corral_parse_uint(const char *text, guint64 max, guint64 *value, char **error_text);
+bool corral_parse_bool(const char *text, bool *value, char **error_text);
+
+#endif /* CORRAL_CONFIG_H */
