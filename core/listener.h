@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listener.h - a service's listening sockets.
+ *
+ * The master opens every listener once, non-blocking and close-on-exec,
+ * and passes the same open file to each child from fd 7 on.  It watches a
+ * listener only while the policy asks it to, and accepts only to drop.
+ */
+#ifndef CORRAL_LISTENER_H
+#define CORRAL_LISTENER_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+typedef struct corral_listener {
+    const corral_listener_config *config; /* owned by the corral_config */
+    char *label;    /* "127.0.0.1:7000" or the unix path, for messages */
+    int fd;
+    guint watch;    /* GLib source id while watched, else 0 */
+} corral_listener;
+
+/* Opens the socket described by `config` with `backlog`.  Unix sockets get
+ * their mode and, when running as root, their owner.  A stale unix socket
+ * that refuses connections is replaced; a live one is an error. */
+corral_listener *corral_listener_open(const corral_listener_config *config, int backlog,
+                                      GError **error);
+/* Closes the socket (unlinking a unix socket's path) and frees. */
+void corral_listener_free(corral_listener *listener);
+
+/* Accepts and closes queued connections: all of them when `max` is 0. */
+unsigned corral_listener_drop(corral_listener *listener, unsigned max);
+
+#endif

@@ -1,0 +1,860 @@
+/* SPDX-License-Identifier: MIT */
+#include "service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "corral-build.h"
+#include "listener.h"
+#include "log.h"
+#include "spawn.h"
+#include "status.h"
+#include "supervisor.h"
+
+/* Descriptor layout of Dovecot 2.3's lib-master children. */
+enum {
+    CHILD_FD_ANVIL = 3,
+    CHILD_FD_LOGIN_NOTIFY = 4,
+    CHILD_FD_STATUS = 5,
+    CHILD_FD_MASTER_DEAD = 6,
+    CHILD_FD_FIRST_LISTENER = 7,
+};
+
+struct corral_timer {
+    corral_service *svc;
+    guint source;
+    bool repeat;
+    bool firing;
+    bool removed;
+    corral_timer_fn *fn;
+    void *data;
+};
+
+#define svc_log(svc, level, fmt, ...) \
+    corral_log(level, "service(%s): " fmt, (svc)->config->name, ##__VA_ARGS__)
+
+/* Policy callbacks run only while the service is monitored; during a stop
+ * the core alone finishes the work. */
+#define POLICY_CALL(svc, method, ...)                                             \
+    do {                                                                          \
+        if ((svc)->monitoring && !(svc)->state.stopping &&                        \
+            (svc)->policy_module->policy->method != NULL)                         \
+            (svc)->policy_module->policy->method((svc)->policy_state, ##__VA_ARGS__); \
+    } while (0)
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Preparing what every spawn needs.                                    */
+
+/* Dovecot escapes listener names in SOCKET<n>_SETTINGS this way. */
+static char *tab_escape(const char *text)
+{
+    GString *out = g_string_new(NULL);
+
+    for (const char *p = text; *p != '\0'; p++) {
+        switch (*p) {
+        case '\001': g_string_append(out, "\0011"); break;
+        case '\t': g_string_append(out, "\001t"); break;
+        case '\r': g_string_append(out, "\001r"); break;
+        case '\n': g_string_append(out, "\001n"); break;
+        default: g_string_append_c(out, *p);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* A bare name is looked up in the installed libexec folder, then in the
+ * build tree's examples; a relative path is taken from the config folder. */
+static char *resolve_executable(const corral_service_config *config, const char *word,
+                                const char *config_dir)
+{
+    const char *candidates[] = { CORRAL_LIBEXEC_DIR, CORRAL_BUILD_EXAMPLES_DIR };
+
+    if (g_path_is_absolute(word))
+        return g_strdup(word);
+    if (strchr(word, '/') != NULL)
+        return g_build_filename(config_dir, word, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(candidates); i++) {
+        char *path = g_build_filename(candidates[i], word, NULL);
+        if (access(path, X_OK) == 0)
+            return path;
+        g_free(path);
+    }
+    (void)config;
+    return g_build_filename(CORRAL_LIBEXEC_DIR, word, NULL);
+}
+
+static bool prepare_command(corral_service *svc, GError **error)
+{
+    const corral_service_config *config = svc->config;
+    char **words = g_strsplit(config->executable, " ", -1);
+    GPtrArray *argv = g_ptr_array_new();
+
+    for (char **word = words; *word != NULL; word++) {
+        if (**word != '\0')
+            g_ptr_array_add(argv, g_strdup(*word));
+    }
+    g_strfreev(words);
+    g_ptr_array_add(argv, NULL);
+    svc->argv = (char **)g_ptr_array_free(argv, FALSE);
+    if (svc->argv[0] == NULL) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "%s: [service %s] executable: empty", config->file, config->name);
+        return false;
+    }
+    svc->exec_path = resolve_executable(config, svc->argv[0], corral_supervisor_config(svc->supervisor)->dir);
+    if (access(svc->exec_path, X_OK) < 0) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "%s: [service %s] executable: %s: %s", config->file, config->name,
+                    svc->exec_path, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static void prepare_environment(corral_service *svc)
+{
+    const corral_service_config *config = svc->config;
+    const char *preserved[] = { "TZ", "PATH", "LANG", "CORE_OUTOFMEM", "CORE_ERROR" };
+    GPtrArray *env = g_ptr_array_new();
+    char hostname[256] = "localhost";
+
+    for (size_t i = 0; i < G_N_ELEMENTS(preserved); i++) {
+        const char *value = g_getenv(preserved[i]);
+        if (value != NULL)
+            g_ptr_array_add(env, g_strdup_printf("%s=%s", preserved[i], value));
+    }
+    (void)gethostname(hostname, sizeof(hostname) - 1);
+    g_ptr_array_add(env, g_strdup("DOVECOT_CHILD_PROCESS=1"));
+    g_ptr_array_add(env, g_strdup_printf("DOVECOT_HOSTNAME=%s", hostname));
+    g_ptr_array_add(env, g_strdup_printf("SERVICE_NAME=%s", config->name));
+    g_ptr_array_add(env, g_strdup_printf("CLIENT_LIMIT=%u", config->client_limit));
+    g_ptr_array_add(env, g_strdup_printf("PROCESS_LIMIT=%u", config->process_limit));
+    g_ptr_array_add(env, g_strdup_printf("PROCESS_MIN_AVAIL=%u", config->process_min_avail));
+    g_ptr_array_add(env, g_strdup_printf("IDLE_KILL=%u", config->idle_kill_secs));
+    if (config->service_count != 0)
+        g_ptr_array_add(env, g_strdup_printf("SERVICE_COUNT=%u", config->service_count));
+    g_ptr_array_add(env, g_strdup("LOG_SERVICE=1"));
+    g_ptr_array_add(env, g_strdup("LOG_DEBUG="));
+    g_ptr_array_add(env, g_strdup_printf("CORRAL_BASE_DIR=%s", corral_supervisor_config(svc->supervisor)->base_dir));
+    for (guint i = 0; i < svc->listeners->len; i++) {
+        corral_listener *listener = g_ptr_array_index(svc->listeners, i);
+        char *name = tab_escape(listener->config->name);
+        g_ptr_array_add(env, g_strdup_printf("SOCKET%u_SETTINGS=%s", i, name));
+        g_free(name);
+    }
+    g_ptr_array_add(env, g_strdup_printf("SOCKET_COUNT=%u", svc->listeners->len));
+    g_ptr_array_add(env, NULL);
+    svc->env_base = (char **)g_ptr_array_free(env, FALSE);
+}
+
+/* Credentials are looked up once; they apply only when corrald is root. */
+static bool prepare_credentials(corral_service *svc, GError **error)
+{
+    const corral_service_config *config = svc->config;
+
+    svc->uid = (uid_t)-1;
+    svc->gid = (gid_t)-1;
+    svc->group_count = -1;
+    if (geteuid() != 0)
+        return true;
+    if (config->user != NULL) {
+        struct passwd *pw = getpwnam(config->user);
+        if (pw == NULL) {
+            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                        "%s: [service %s] user: unknown user '%s'", config->file, config->name,
+                        config->user);
+            return false;
+        }
+        svc->uid = pw->pw_uid;
+        svc->gid = pw->pw_gid;
+        svc->group_count = 0;
+    }
+    if (config->group != NULL) {
+        struct group *gr = getgrnam(config->group);
+        if (gr == NULL) {
+            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                        "%s: [service %s] group: unknown group '%s'", config->file,
+                        config->name, config->group);
+            return false;
+        }
+        svc->gid = gr->gr_gid;
+        svc->group_count = 0;
+    }
+    if (config->extra_groups != NULL) {
+        char **names = g_strsplit(config->extra_groups, ",", -1);
+        svc->groups = g_new0(gid_t, g_strv_length(names) + 1);
+        svc->group_count = 0;
+        for (char **name = names; *name != NULL; name++) {
+            char *trimmed = g_strstrip(*name);
+            struct group *gr;
+            if (*trimmed == '\0')
+                continue;
+            gr = getgrnam(trimmed);
+            if (gr == NULL) {
+                g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                            "%s: [service %s] extra_groups: unknown group '%s'", config->file,
+                            config->name, trimmed);
+                g_strfreev(names);
+                return false;
+            }
+            svc->groups[svc->group_count++] = gr->gr_gid;
+        }
+        g_strfreev(names);
+    }
+    return true;
+}
+
+static bool open_listeners(corral_service *svc, GError **error)
+{
+    const corral_service_config *config = svc->config;
+
+    for (guint i = 0; i < config->listeners->len; i++) {
+        const corral_listener_config *lc = g_ptr_array_index(config->listeners, i);
+        GError *local = NULL;
+        corral_listener *listener = corral_listener_open(lc, config->listen_backlog, &local);
+
+        if (listener == NULL) {
+            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
+                        "%s: [service %s] %s", config->file, config->name, local->message);
+            g_error_free(local);
+            return false;
+        }
+        g_ptr_array_add(svc->listeners, listener);
+    }
+    return true;
+}
+
+static void sync_limits_into_state(corral_service *svc)
+{
+    const corral_service_config *config = svc->config;
+    corral_service_state *st = &svc->state;
+
+    st->name = config->name;
+    st->type = config->type;
+    st->process_limit = config->process_limit;
+    st->process_min_avail = config->process_min_avail;
+    st->client_limit = config->client_limit;
+    st->service_count = config->service_count;
+    st->idle_kill_secs = config->idle_kill_secs;
+    st->have_listeners = svc->listeners->len > 0;
+}
+
+corral_service *corral_service_new(struct corral_supervisor *supervisor,
+                                   const corral_service_config *config,
+                                   corral_policy_module *module, GError **error)
+{
+    corral_service *svc = g_new0(corral_service, 1);
+    char *problem = NULL;
+
+    svc->supervisor = supervisor;
+    svc->config = config;
+    svc->policy_module = module;
+    svc->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)corral_listener_free);
+    svc->status_pipe[0] = svc->status_pipe[1] = -1;
+    svc->dead_pipe[0] = svc->dead_pipe[1] = -1;
+    svc->log_pipe_write = -1;
+    svc->login_notify_fd = -1;
+    g_queue_init(&svc->processes);
+
+    if (!prepare_command(svc, error) || !prepare_credentials(svc, error) ||
+        !open_listeners(svc, error))
+        goto fail;
+    prepare_environment(svc);
+    sync_limits_into_state(svc);
+
+    svc->policy_values = corral_policy_values_parse(module, config, error);
+    if (svc->policy_values == NULL)
+        goto fail;
+    svc->policy_state = module->policy->service_new(corral_host_get(), svc,
+                                                    svc->policy_values, &problem);
+    if (svc->policy_state == NULL) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "%s: [service %s] policy %s (%s): init failed: %s", config->file,
+                    config->name, module->name, module->path,
+                    problem != NULL ? problem : "no reason given");
+        free(problem);
+        goto fail;
+    }
+    return svc;
+fail:
+    corral_service_free(svc);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers the policy arms.                                              */
+
+static void timer_forget(corral_timer *timer)
+{
+    timer->svc->timers = g_list_remove(timer->svc->timers, timer);
+    g_free(timer);
+}
+
+static gboolean on_policy_timer(gpointer data)
+{
+    corral_timer *timer = data;
+
+    timer->firing = true;
+    timer->fn(timer->data);
+    timer->firing = false;
+    if (timer->removed || !timer->repeat) {
+        timer->source = 0;
+        timer_forget(timer);
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+corral_timer *corral_service_timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                                       corral_timer_fn *fn, void *data)
+{
+    corral_timer *timer = g_new0(corral_timer, 1);
+
+    timer->svc = svc;
+    timer->repeat = repeat;
+    timer->fn = fn;
+    timer->data = data;
+    timer->source = g_timeout_add(msecs, on_policy_timer, timer);
+    svc->timers = g_list_prepend(svc->timers, timer);
+    return timer;
+}
+
+void corral_service_timer_remove(corral_service *svc, corral_timer *timer)
+{
+    (void)svc;
+    if (timer == NULL || timer->removed)
+        return;
+    if (timer->firing) {
+        timer->removed = true; /* on_policy_timer frees it on return */
+        return;
+    }
+    g_source_remove(timer->source);
+    timer_forget(timer);
+}
+
+static void remove_all_timers(corral_service *svc)
+{
+    while (svc->timers != NULL) {
+        corral_timer *timer = svc->timers->data;
+        if (timer->firing) {
+            /* Its callback is on the stack; it frees itself on return. */
+            timer->removed = true;
+            svc->timers = g_list_remove(svc->timers, timer);
+            continue;
+        }
+        g_source_remove(timer->source);
+        timer_forget(timer);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Status records.                                                      */
+
+static void apply_status(corral_service *svc, corral_process_record *record, unsigned count)
+{
+    corral_process *proc = &record->view;
+    corral_service_state *st = &svc->state;
+    unsigned old_count = proc->available_count;
+    uint64_t now = corral_supervisor_now_usec();
+
+    proc->last_status_usec = now;
+    proc->initialized = true;
+    if (record->first_status_timer != 0) {
+        g_source_remove(record->first_status_timer);
+        record->first_status_timer = 0;
+    }
+    if (count < old_count) {
+        proc->clients_served += old_count - count;
+        proc->idle_since_usec = 0;
+    }
+    if (old_count > 0 && count == 0)
+        st->process_avail--;
+    else if (old_count == 0 && count > 0)
+        st->process_avail++;
+    proc->available_count = count;
+    if (count == st->client_limit && proc->idle_since_usec == 0)
+        proc->idle_since_usec = now;
+
+    POLICY_CALL(svc, status_changed, proc, old_count);
+}
+
+void corral_service_read_status(corral_service *svc)
+{
+    corral_status_record records[CORRAL_STATUS_READ_MAX_RECORDS];
+    size_t count;
+
+    if (svc->status_pipe[0] < 0)
+        return;
+    switch (corral_status_read(svc->status_pipe[0], records, &count)) {
+    case CORRAL_STATUS_READ_AGAIN:
+        return;
+    case CORRAL_STATUS_READ_EOF:
+        svc_log(svc, CORRAL_LEVEL_ERROR, "read(status) failed: EOF");
+        corral_service_stop(svc);
+        return;
+    case CORRAL_STATUS_READ_ERROR:
+        svc_log(svc, CORRAL_LEVEL_ERROR, "read(status) failed: %s", g_strerror(errno));
+        corral_service_stop(svc);
+        return;
+    case CORRAL_STATUS_READ_PARTIAL:
+        svc_log(svc, CORRAL_LEVEL_ERROR, "service sent partial status update (%zu bytes)", count);
+        return;
+    case CORRAL_STATUS_READ_RECORDS:
+        break;
+    }
+    for (size_t i = 0; i < count; i++) {
+        corral_process_record *record =
+            corral_supervisor_find_process(svc->supervisor, records[i].pid);
+
+        if (record == NULL)
+            continue; /* already reaped, or never ours */
+        if (record->service != svc || record->generation != records[i].generation) {
+            svc_log(svc, CORRAL_LEVEL_ERROR, "Ignoring invalid update from child %d (UID=%u)",
+                    (int)records[i].pid, records[i].generation);
+            continue;
+        }
+        apply_status(svc, record, records[i].available_count);
+    }
+}
+
+static gboolean on_status_readable(int fd, GIOCondition condition, gpointer data)
+{
+    corral_service *svc = data;
+
+    (void)fd;
+    (void)condition;
+    corral_service_read_status(svc);
+    return svc->status_watch != 0 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Monitoring.                                                          */
+
+static bool make_pipe(corral_service *svc, int fds[2], const char *what, GError **error)
+{
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
+                    "service(%s): pipe() for %s failed: %s", svc->config->name, what,
+                    g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* The notify state is the file offset of an unlinked file that every
+ * login process shares, so flipping it is one lseek(). */
+static bool open_login_notify(corral_service *svc, GError **error)
+{
+    const char *base_dir = corral_supervisor_config(svc->supervisor)->base_dir;
+    int fd = open(base_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        char *path = g_build_filename(base_dir, "login-master-notifyXXXXXX", NULL);
+        fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            (void)unlink(path);
+        g_free(path);
+    }
+    if (fd < 0) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
+                    "service(%s): cannot create the login notify file in %s: %s",
+                    svc->config->name, base_dir, g_strerror(errno));
+        return false;
+    }
+    svc->login_notify_fd = fd;
+    return true;
+}
+
+static void build_fd_map(corral_service *svc)
+{
+    int *map;
+
+    svc->fd_count = CHILD_FD_FIRST_LISTENER + (int)svc->listeners->len;
+    map = svc->fd_map = g_new(int, svc->fd_count);
+    map[STDIN_FILENO] = corral_supervisor_dev_null(svc->supervisor);
+    map[STDOUT_FILENO] = STDOUT_FILENO;
+    map[STDERR_FILENO] = svc->log_pipe_write;
+    map[CHILD_FD_ANVIL] = corral_supervisor_dev_null(svc->supervisor);
+    map[CHILD_FD_LOGIN_NOTIFY] = svc->login_notify_fd;
+    map[CHILD_FD_STATUS] = svc->status_pipe[1];
+    map[CHILD_FD_MASTER_DEAD] = svc->dead_pipe[1];
+    for (guint i = 0; i < svc->listeners->len; i++) {
+        corral_listener *listener = g_ptr_array_index(svc->listeners, i);
+        map[CHILD_FD_FIRST_LISTENER + i] = listener->fd;
+    }
+}
+
+bool corral_service_start(corral_service *svc, GError **error)
+{
+    int log_pipe[2];
+
+    if (!make_pipe(svc, svc->status_pipe, "status", error) ||
+        !make_pipe(svc, svc->dead_pipe, "the master-dead pipe", error) ||
+        !make_pipe(svc, log_pipe, "stderr", error))
+        return false;
+    if (svc->config->type == CORRAL_SERVICE_LOGIN && !open_login_notify(svc, error)) {
+        close(log_pipe[0]);
+        close(log_pipe[1]);
+        return false;
+    }
+    svc->log_pipe_write = log_pipe[1];
+    svc->child_log = corral_child_log_new(log_pipe[0], svc->config->name);
+    build_fd_map(svc);
+
+    svc->status_watch = g_unix_fd_add(svc->status_pipe[0], G_IO_IN, on_status_readable, svc);
+    svc->monitoring = true;
+    POLICY_CALL(svc, start);
+    return true;
+}
+
+void corral_service_started(corral_service *svc)
+{
+    POLICY_CALL(svc, started);
+}
+
+void corral_service_close_dead_pipe(corral_service *svc)
+{
+    close_fd(&svc->dead_pipe[0]);
+    close_fd(&svc->dead_pipe[1]);
+}
+
+void corral_service_stop(corral_service *svc)
+{
+    if (svc->monitoring) {
+        POLICY_CALL(svc, stop);
+        svc->monitoring = false;
+    }
+    svc->state.stopping = true;
+    corral_service_listen(svc, false);
+    remove_all_timers(svc);
+    if (svc->throttle_timer != 0) {
+        g_source_remove(svc->throttle_timer);
+        svc->throttle_timer = 0;
+    }
+    if (svc->status_watch != 0) {
+        g_source_remove(svc->status_watch);
+        svc->status_watch = 0;
+    }
+}
+
+static void forget_process(corral_service *svc, corral_process_record *record)
+{
+    if (record->first_status_timer != 0)
+        g_source_remove(record->first_status_timer);
+    g_queue_unlink(&svc->processes, &record->link);
+    corral_supervisor_forget_process(svc->supervisor, record);
+    g_free(record);
+}
+
+void corral_service_free(corral_service *svc)
+{
+    if (svc == NULL)
+        return;
+    corral_service_stop(svc);
+    if (svc->policy_state != NULL && svc->policy_module->policy->service_free != NULL)
+        svc->policy_module->policy->service_free(svc->policy_state);
+    remove_all_timers(svc); /* anything the plugin armed in service_free */
+    while (svc->processes.head != NULL)
+        forget_process(svc, svc->processes.head->data);
+    corral_policy_values_free(svc->policy_module, svc->policy_values);
+    corral_child_log_free(svc->child_log);
+    close_fd(&svc->status_pipe[0]);
+    close_fd(&svc->status_pipe[1]);
+    corral_service_close_dead_pipe(svc);
+    close_fd(&svc->log_pipe_write);
+    close_fd(&svc->login_notify_fd);
+    g_ptr_array_unref(svc->listeners);
+    g_strfreev(svc->argv);
+    g_strfreev(svc->env_base);
+    g_free(svc->exec_path);
+    g_free(svc->fd_map);
+    g_free(svc->groups);
+    g_free(svc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Processes.                                                           */
+
+static gboolean on_first_status_timeout(gpointer data)
+{
+    corral_process_record *record = data;
+    corral_service *svc = record->service;
+
+    record->first_status_timer = 0;
+    svc_log(svc, CORRAL_LEVEL_ERROR,
+            "Initial status notification not received in %u seconds, killing the process",
+            (svc->config->first_status_timeout_msecs + 999) / 1000);
+    if (kill(record->view.pid, SIGKILL) < 0 && errno != ESRCH)
+        svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, SIGKILL) failed: %s", (int)record->view.pid,
+                g_strerror(errno));
+    /* Killed for silence is not a startup failure: it must not throttle. */
+    record->view.initialized = true;
+    return G_SOURCE_REMOVE;
+}
+
+static const char *refusal_reason(const corral_service *svc)
+{
+    if (svc->state.stopping || corral_supervisor_is_stopping(svc->supervisor))
+        return "the service is stopping";
+    if (svc->state.throttled)
+        return "the service is throttled";
+    if (svc->state.process_count >= svc->state.process_limit)
+        return "process_limit reached";
+    return NULL;
+}
+
+bool corral_service_spawn(corral_service *svc)
+{
+    corral_service_state *st = &svc->state;
+    const char *refusal = refusal_reason(svc);
+    corral_spawn_failure failure;
+    corral_process_record *record;
+    corral_spawn_request request;
+    guint env_count = g_strv_length(svc->env_base);
+    char **envp;
+    uint32_t generation;
+    pid_t pid;
+
+    if (refusal != NULL) {
+        svc_log(svc, CORRAL_LEVEL_WARNING,
+                "policy %s asked for a process (%u of process_limit %u), refused: %s",
+                svc->policy_module->name, st->process_count, st->process_limit, refusal);
+        return false;
+    }
+
+    corral_supervisor_count_spawn(svc->supervisor);
+    generation = corral_supervisor_next_generation(svc->supervisor);
+    envp = g_new(char *, env_count + 2);
+    memcpy(envp, svc->env_base, env_count * sizeof(char *));
+    envp[env_count] = g_strdup_printf("GENERATION=%u", generation);
+    envp[env_count + 1] = NULL;
+
+    request = (corral_spawn_request){
+        .path = svc->exec_path,
+        .argv = svc->argv,
+        .envp = envp,
+        .fd_map = svc->fd_map,
+        .fd_count = svc->fd_count,
+        .memory_limit = svc->config->vsz_limit,
+        .uid = svc->uid,
+        .gid = svc->gid,
+        .groups = svc->groups,
+        .group_count = svc->group_count,
+        .chroot_dir = svc->config->chroot,
+    };
+    pid = corral_spawn(&request, &failure);
+    g_free(envp[env_count]);
+    g_free(envp);
+    if (pid < 0) {
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%s failed for %s: %s%s",
+                corral_spawn_step_name(failure.step), svc->exec_path, g_strerror(failure.error),
+                failure.step == CORRAL_SPAWN_STEP_CLONE && failure.error == EAGAIN
+                    ? " (ulimit -u reached?)" : "");
+        return false;
+    }
+
+    record = g_new0(corral_process_record, 1);
+    record->view.pid = pid;
+    record->view.available_count = st->client_limit;
+    record->view.created_usec = corral_supervisor_now_usec();
+    record->service = svc;
+    record->generation = generation;
+    record->link.data = record;
+    g_queue_push_tail_link(&svc->processes, &record->link);
+    corral_supervisor_add_process(svc->supervisor, record);
+    record->first_status_timer = g_timeout_add(svc->config->first_status_timeout_msecs,
+                                               on_first_status_timeout, record);
+    st->process_count++;
+    if (st->client_limit > 0)
+        st->process_avail++;
+    svc->spawned_total++;
+    return true;
+}
+
+corral_process_record *corral_service_find_process(corral_service *svc, pid_t pid)
+{
+    corral_process_record *record = corral_supervisor_find_process(svc->supervisor, pid);
+
+    return record != NULL && record->service == svc ? record : NULL;
+}
+
+static const char *signal_label(int signo)
+{
+    switch (signo) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGKILL: return "SIGKILL";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGQUIT: return "SIGQUIT";
+    default: return NULL;
+    }
+}
+
+bool corral_service_signal(corral_service *svc, corral_process_record *record, int signo)
+{
+    if (kill(record->view.pid, signo) < 0) {
+        if (errno != ESRCH)
+            svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, %s) failed: %s", (int)record->view.pid,
+                    signal_label(signo) != NULL ? signal_label(signo) : "?", g_strerror(errno));
+        return false;
+    }
+    record->view.last_kill_usec = corral_supervisor_now_usec();
+    return true;
+}
+
+unsigned corral_service_signal_all(corral_service *svc, int signo)
+{
+    unsigned sent = 0;
+
+    for (GList *link = svc->processes.head; link != NULL; link = link->next) {
+        corral_process_record *record = link->data;
+        /* Uninitialized processes may not have handlers installed yet. */
+        if (!record->view.initialized && signo != SIGKILL)
+            continue;
+        if (kill(record->view.pid, signo) == 0)
+            sent++;
+        else if (errno != ESRCH)
+            svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, %s) failed: %s", (int)record->view.pid,
+                    signal_label(signo) != NULL ? signal_label(signo) : "?", g_strerror(errno));
+    }
+    return sent;
+}
+
+bool corral_service_mark_busy(corral_service *svc, corral_process_record *record)
+{
+    if (record->view.available_count > 0)
+        svc->state.process_avail--;
+    record->view.available_count = 0;
+    record->view.idle_since_usec = 0;
+    return true;
+}
+
+void corral_service_process_exited(corral_service *svc, corral_process_record *record,
+                                   int wait_status)
+{
+    corral_service_state *st = &svc->state;
+    corral_process *proc = &record->view;
+    char *text = corral_exit_text(proc->pid, wait_status);
+    corral_exit exit_info = {
+        .process = proc,
+        .wait_status = wait_status,
+        .success = text == NULL,
+        .before_first_status = !proc->initialized,
+    };
+
+    if (text != NULL) {
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%s", text);
+        g_free(text);
+    }
+    if (exit_info.success) {
+        st->have_success = true;
+        st->exit_failures_in_sec = 0;
+    } else if (!exit_info.before_first_status && !st->have_success) {
+        uint64_t now_sec = corral_supervisor_now_usec() / G_USEC_PER_SEC;
+        if (st->exit_failure_last_sec != now_sec) {
+            st->exit_failure_last_sec = now_sec;
+            st->exit_failures_in_sec = 0;
+        }
+        st->exit_failures_in_sec++;
+    }
+
+    st->process_count--;
+    if (proc->available_count > 0)
+        st->process_avail--;
+    POLICY_CALL(svc, process_exited, &exit_info);
+    forget_process(svc, record);
+}
+
+/* ------------------------------------------------------------------ */
+/* Listening, dropping, throttling, login notify.                       */
+
+static gboolean on_listener_readable(int fd, GIOCondition condition, gpointer data)
+{
+    corral_service *svc = data;
+
+    (void)fd;
+    (void)condition;
+    if (svc->state.listening)
+        POLICY_CALL(svc, listener_readable);
+    return G_SOURCE_CONTINUE;
+}
+
+void corral_service_listen(corral_service *svc, bool on)
+{
+    if (on && (svc->state.throttled || svc->state.stopping)) {
+        svc_log(svc, CORRAL_LEVEL_WARNING, "policy %s asked to listen, refused: %s",
+                svc->policy_module->name, refusal_reason(svc));
+        return;
+    }
+    svc->state.listening = on;
+    for (guint i = 0; i < svc->listeners->len; i++) {
+        corral_listener *listener = g_ptr_array_index(svc->listeners, i);
+
+        if (on && listener->watch == 0)
+            listener->watch = g_unix_fd_add(listener->fd, G_IO_IN, on_listener_readable, svc);
+        else if (!on && listener->watch != 0) {
+            g_source_remove(listener->watch);
+            listener->watch = 0;
+        }
+    }
+}
+
+unsigned corral_service_drop_queued(corral_service *svc, unsigned max)
+{
+    unsigned dropped = 0;
+
+    for (guint i = 0; i < svc->listeners->len && (max == 0 || dropped < max); i++) {
+        corral_listener *listener = g_ptr_array_index(svc->listeners, i);
+        dropped += corral_listener_drop(listener, max == 0 ? 0 : max - dropped);
+    }
+    svc->connections_dropped += dropped;
+    return dropped;
+}
+
+static gboolean on_throttle_over(gpointer data)
+{
+    corral_service *svc = data;
+
+    svc->throttle_timer = 0;
+    svc->state.throttled = false;
+    POLICY_CALL(svc, throttle_ended);
+    return G_SOURCE_REMOVE;
+}
+
+bool corral_service_throttle(corral_service *svc, unsigned msecs)
+{
+    if (svc->state.throttled || svc->state.stopping)
+        return false;
+    /* With nobody left to serve them, waiting clients get EOF now rather
+     * than a hang for the whole throttle. */
+    if (svc->state.process_count == 0)
+        corral_service_drop_queued(svc, 0);
+    corral_service_listen(svc, false);
+    svc->state.throttled = true;
+    svc->throttle_timer = g_timeout_add(msecs, on_throttle_over, svc);
+    return true;
+}
+
+void corral_service_login_notify(corral_service *svc, bool full)
+{
+    if (svc->login_notify_fd < 0)
+        return;
+    if (lseek(svc->login_notify_fd, full ? 1 : 0, SEEK_SET) < 0)
+        svc_log(svc, CORRAL_LEVEL_ERROR, "lseek(login notify) failed: %s", g_strerror(errno));
+}

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * service.h - one supervised service at run time.
+ *
+ * A service owns its listeners, one status pipe, one master-dead pipe, one
+ * stderr pipe (and for login services the notify file) shared by all of
+ * its processes, so the master's descriptor count grows with services, not
+ * with processes.  It keeps the accounting the policy reads
+ * (corral_service_state) and carries out what the policy asks, refusing
+ * what would break process_limit, a throttle or a shutdown.
+ */
+#ifndef CORRAL_SERVICE_H
+#define CORRAL_SERVICE_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include <corral/policy.h>
+
+#include "child-log.h"
+#include "config.h"
+#include "policy-loader.h"
+#include "process.h"
+
+struct corral_supervisor;
+
+struct corral_service {
+    struct corral_supervisor *supervisor;
+    const corral_service_config *config;
+    corral_service_state state;          /* the policy's view */
+
+    corral_policy_module *policy_module;
+    corral_policy_value *policy_values;
+    void *policy_state;
+
+    GPtrArray *listeners;                /* corral_listener* */
+    bool monitoring;                     /* started and not stopped */
+
+    /* Per-service pipes: [0] read end kept by the master, [1] for children. */
+    int status_pipe[2];
+    int dead_pipe[2];
+    int log_pipe_write;
+    int login_notify_fd;
+    guint status_watch;
+    corral_child_log *child_log;
+
+    /* Spawn inputs prepared once per service. */
+    char *exec_path;
+    char **argv;
+    char **env_base;                     /* every variable but GENERATION */
+    int *fd_map;
+    int fd_count;
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups;
+    int group_count;
+
+    GQueue processes;                    /* corral_process_record*, by age */
+    GList *timers;                       /* policy timers still armed */
+    guint throttle_timer;
+
+    /* Counters for operators. */
+    uint64_t spawned_total;
+    uint64_t connections_dropped;
+};
+typedef struct corral_service corral_service;
+
+/* Prepares a service from its configuration: opens listeners and loads the
+ * policy's state.  Nothing is spawned until corral_service_start(). */
+corral_service *corral_service_new(struct corral_supervisor *supervisor,
+                                   const corral_service_config *config,
+                                   corral_policy_module *module, GError **error);
+void corral_service_free(corral_service *svc);
+
+/* Creates the pipes and starts monitoring: the policy's start() runs. */
+bool corral_service_start(corral_service *svc, GError **error);
+/* The policy's started() runs, once every service has started. */
+void corral_service_started(corral_service *svc);
+/* Stops monitoring (policy stop(), timers, listening, status reading)
+ * and refuses spawns from now on.  Processes are left alone. */
+void corral_service_stop(corral_service *svc);
+/* Closes the master-dead pipe: processes see it and finish up. */
+void corral_service_close_dead_pipe(corral_service *svc);
+/* Reads every status record waiting in the pipe now. */
+void corral_service_read_status(corral_service *svc);
+
+/* Host actions, enforcing the hard limits. */
+bool corral_service_spawn(corral_service *svc);
+void corral_service_listen(corral_service *svc, bool on);
+unsigned corral_service_drop_queued(corral_service *svc, unsigned max);
+bool corral_service_throttle(corral_service *svc, unsigned msecs);
+bool corral_service_signal(corral_service *svc, corral_process_record *record, int signo);
+unsigned corral_service_signal_all(corral_service *svc, int signo);
+bool corral_service_mark_busy(corral_service *svc, corral_process_record *record);
+void corral_service_login_notify(corral_service *svc, bool full);
+corral_process_record *corral_service_find_process(corral_service *svc, pid_t pid);
+
+corral_timer *corral_service_timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                                       corral_timer_fn *fn, void *data);
+void corral_service_timer_remove(corral_service *svc, corral_timer *timer);
+
+/* Called by the reaper for each of this service's processes. */
+void corral_service_process_exited(corral_service *svc, corral_process_record *record,
+                                   int wait_status);
+
+/* The host table every policy instance receives. */
+const corral_host *corral_host_get(void);
+
+#endif

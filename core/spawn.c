@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+#include "spawn.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* What the child reads and writes.  CLONE_VM shares this memory with the
+ * parent, which is how the child reports a failed step back. */
+typedef struct spawn_context {
+    const corral_spawn_request *request;
+    int staging_base;
+    volatile corral_spawn_step failed_step;
+    volatile int failed_errno;
+} spawn_context;
+
+#define CHILD_STACK_SIZE (64 * 1024)
+
+static _Noreturn void child_fail(spawn_context *ctx, corral_spawn_step step)
+{
+    ctx->failed_errno = errno;
+    ctx->failed_step = step;
+    _exit(84); /* Dovecot's "exec() failed" exit code */
+}
+
+/* Moves every source to a staging range above all sources and targets
+ * first, so that no dup2() can overwrite a source still to be placed; the
+ * second dup2() also clears close-on-exec when source and target match. */
+static bool child_arrange_fds(const spawn_context *ctx)
+{
+    const corral_spawn_request *req = ctx->request;
+    int i;
+
+    for (i = 0; i < req->fd_count; i++) {
+        if (req->fd_map[i] >= 0 && dup2(req->fd_map[i], ctx->staging_base + i) < 0)
+            return false;
+    }
+    for (i = 0; i < req->fd_count; i++) {
+        if (req->fd_map[i] < 0) {
+            (void)close(i);
+            continue;
+        }
+        if (dup2(ctx->staging_base + i, i) < 0)
+            return false;
+    }
+    /* Also takes the staging copies, and any descriptor corrald itself
+     * inherited without close-on-exec. */
+    return close_range((unsigned)req->fd_count, ~0U, 0) == 0;
+}
+
+/* Uses raw system calls for credentials: glibc's wrappers would signal the
+ * master's other threads, which this child shares memory with. */
+static int child_main(void *arg)
+{
+    spawn_context *ctx = arg;
+    const corral_spawn_request *req = ctx->request;
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigset_t none;
+    int signo;
+
+    for (signo = 1; signo < NSIG; signo++) {
+        if (signo != SIGKILL && signo != SIGSTOP)
+            (void)sigaction(signo, &dfl, NULL);
+    }
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+
+    if (!child_arrange_fds(ctx))
+        child_fail(ctx, CORRAL_SPAWN_STEP_FDS);
+
+    if (req->memory_limit != 0) {
+        struct rlimit limit = { req->memory_limit, req->memory_limit };
+        if (setrlimit(RLIMIT_AS, &limit) < 0 || setrlimit(RLIMIT_DATA, &limit) < 0)
+            child_fail(ctx, CORRAL_SPAWN_STEP_RLIMIT);
+    }
+    if (req->group_count >= 0 &&
+        syscall(SYS_setgroups, (size_t)req->group_count, req->groups) < 0)
+        child_fail(ctx, CORRAL_SPAWN_STEP_GROUPS);
+    if (req->gid != (gid_t)-1 && syscall(SYS_setresgid, req->gid, req->gid, req->gid) < 0)
+        child_fail(ctx, CORRAL_SPAWN_STEP_SETGID);
+    if (req->chroot_dir != NULL && (chroot(req->chroot_dir) < 0 || chdir("/") < 0))
+        child_fail(ctx, CORRAL_SPAWN_STEP_CHROOT);
+    if (req->uid != (uid_t)-1 && syscall(SYS_setresuid, req->uid, req->uid, req->uid) < 0)
+        child_fail(ctx, CORRAL_SPAWN_STEP_SETUID);
+
+    execve(req->path, req->argv, req->envp);
+    child_fail(ctx, CORRAL_SPAWN_STEP_EXEC);
+}
+
+static int highest_fd(const corral_spawn_request *req)
+{
+    int highest = req->fd_count;
+
+    for (int i = 0; i < req->fd_count; i++) {
+        if (req->fd_map[i] > highest)
+            highest = req->fd_map[i];
+    }
+    return highest;
+}
+
+pid_t corral_spawn(const corral_spawn_request *request, corral_spawn_failure *failure)
+{
+    /* One stack serves every spawn: CLONE_VFORK keeps the parent waiting
+     * until the child has left it. */
+    static void *child_stack;
+    spawn_context ctx = { .request = request };
+    sigset_t all, saved;
+    pid_t pid;
+    int status;
+
+    failure->step = CORRAL_SPAWN_STEP_NONE;
+    failure->error = 0;
+    if (child_stack == NULL) {
+        child_stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (child_stack == MAP_FAILED) {
+            child_stack = NULL;
+            failure->step = CORRAL_SPAWN_STEP_CLONE;
+            failure->error = errno;
+            return -1;
+        }
+    }
+    ctx.staging_base = highest_fd(request) + 1;
+
+    /* No signal handler of the master may run in the child before its
+     * dispositions are reset. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pid = clone(child_main, (char *)child_stack + CHILD_STACK_SIZE,
+                CLONE_VM | CLONE_VFORK | SIGCHLD, &ctx);
+    if (pid < 0) {
+        failure->step = CORRAL_SPAWN_STEP_CLONE;
+        failure->error = errno;
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (pid < 0)
+        return -1;
+
+    if (ctx.failed_step != CORRAL_SPAWN_STEP_NONE) {
+        failure->step = ctx.failed_step;
+        failure->error = ctx.failed_errno;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        return -1;
+    }
+    return pid;
+}
+
+const char *corral_spawn_step_name(corral_spawn_step step)
+{
+    switch (step) {
+    case CORRAL_SPAWN_STEP_NONE: return "spawn";
+    case CORRAL_SPAWN_STEP_CLONE: return "clone()";
+    case CORRAL_SPAWN_STEP_FDS: return "dup2()";
+    case CORRAL_SPAWN_STEP_RLIMIT: return "setrlimit()";
+    case CORRAL_SPAWN_STEP_GROUPS: return "setgroups()";
+    case CORRAL_SPAWN_STEP_SETGID: return "setgid()";
+    case CORRAL_SPAWN_STEP_CHROOT: return "chroot()";
+    case CORRAL_SPAWN_STEP_SETUID: return "setuid()";
+    case CORRAL_SPAWN_STEP_EXEC: return "execve()";
+    }
+    return "spawn";
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * supervisor.h - the master: every service, the pid table, and the order
+ * of start and shutdown.
+ *
+ * There is one supervisor per corrald.  It owns the configuration, the
+ * policy loader and the services built from them, reaps children for all
+ * services with one waitpid(-1) loop, and runs Dovecot's shutdown: close
+ * the dead pipes, wait up to 5 s for processes to go idle and leave, send
+ * SIGQUIT to the rest, and stop.
+ */
+#ifndef CORRAL_SUPERVISOR_H
+#define CORRAL_SUPERVISOR_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "process.h"
+
+typedef struct corral_supervisor corral_supervisor;
+
+/* Builds every service of `config` (taking ownership of it): loads
+ * policies, opens listeners.  Nothing runs until corral_supervisor_run(). */
+corral_supervisor *corral_supervisor_new(corral_config *config, GError **error);
+/* Starts every service and runs the main loop until shutdown completes.
+ * Returns the process exit code. */
+int corral_supervisor_run(corral_supervisor *supervisor);
+void corral_supervisor_free(corral_supervisor *supervisor);
+
+/* The running supervisor, for the host functions that name no service. */
+corral_supervisor *corral_supervisor_get(void);
+
+const corral_config *corral_supervisor_config(const corral_supervisor *supervisor);
+uint64_t corral_supervisor_now_usec(void);
+int corral_supervisor_dev_null(corral_supervisor *supervisor);
+bool corral_supervisor_is_stopping(const corral_supervisor *supervisor);
+
+void corral_supervisor_count_spawn(corral_supervisor *supervisor);
+uint64_t corral_supervisor_spawn_counter(const corral_supervisor *supervisor);
+uint32_t corral_supervisor_next_generation(corral_supervisor *supervisor);
+
+void corral_supervisor_add_process(corral_supervisor *supervisor, corral_process_record *record);
+void corral_supervisor_forget_process(corral_supervisor *supervisor,
+                                      corral_process_record *record);
+corral_process_record *corral_supervisor_find_process(corral_supervisor *supervisor, pid_t pid);
+
+/* Reaps every child that has exited. */
+void corral_supervisor_reap(corral_supervisor *supervisor);
+
+#endif
