@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: MIT
+"""Starts a real corrald on loopback for integration tests.
+
+Every wait is bounded and polls a real event (a log line, a process count,
+a socket state); nothing sleeps in the hope that something happened.
+"""
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+import unittest
+
+BUILD = os.environ.get("CORRAL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+CORRALD = os.path.join(BUILD, "core", "corrald")
+FIXTURE_WORKER = os.path.join(BUILD, "tests", "fixtures", "fixture-worker")
+FIXTURE_POLICY_DIR = os.path.join(BUILD, "tests", "fixtures")
+ECHO_WORKER = os.path.join(BUILD, "examples", "corral-echo-worker")
+
+# CORRAL_TEST_WRAPPER runs corrald under e.g. valgrind.
+WRAPPER = shlex.split(os.environ.get("CORRAL_TEST_WRAPPER", ""))
+SLOW = 4 if WRAPPER else 1
+# Sanitized workers reserve terabytes of address space, which a vsz_limit
+# would refuse them.
+SANITIZED = bool(os.environ.get("CORRAL_SANITIZED"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout * SLOW
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout * SLOW}s waiting for {what}")
+
+
+def child_pids(parent):
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == parent and fields[0] != "Z":
+            children.append(int(entry))
+    return sorted(children)
+
+
+def connect(port, timeout=5):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    sock.settimeout(timeout * SLOW)
+    return sock
+
+
+def echo_once(port, text=b"hi\n"):
+    with connect(port) as sock:
+        sock.sendall(text)
+        received = b""
+        while not received.endswith(b"\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def port_is_listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class Corrald:
+    """One corrald with its own scratch folder, config and log."""
+
+    def __init__(self, services, corral_extra="", files=None):
+        self.dir = tempfile.mkdtemp(prefix="corral-it-")
+        self.conf = os.path.join(self.dir, "corral.conf")
+        os.makedirs(os.path.join(self.dir, "conf.d"))
+        with open(self.conf, "w") as f:
+            f.write(f"[corral]\nbase_dir = run\n{corral_extra}\n")
+        for name, body in (files or {}).items():
+            with open(os.path.join(self.dir, "conf.d", name), "w") as f:
+                f.write(textwrap.dedent(body))
+        with open(os.path.join(self.dir, "conf.d", "50-test.conf"), "w") as f:
+            f.write(textwrap.dedent(services))
+        self.log_path = os.path.join(self.dir, "corrald.log")
+        self.proc = None
+
+    def start(self, wait_ready=True):
+        env = dict(os.environ)
+        env["CORRAL_POLICY_PATH"] = FIXTURE_POLICY_DIR
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(WRAPPER + [CORRALD, "-F", "-c", self.conf],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        if wait_ready:
+            self.wait_log(r"corrald v\S+ starting up", 10)
+        return self
+
+    def run_to_exit(self, timeout=10):
+        """Starts corrald and expects it to exit on its own (bad config)."""
+        self.start(wait_ready=False)
+        code = self.proc.wait(timeout * SLOW)
+        return code, self.log()
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, pattern, timeout, count=1):
+        regex = re.compile(pattern)
+
+        def found():
+            matches = regex.findall(self.log())
+            return matches if len(matches) >= count else None
+        return wait_until(found, timeout, f"log /{pattern}/ x{count}\n--- log ---\n{self.log()}")
+
+    def log_count(self, pattern):
+        return len(re.findall(pattern, self.log()))
+
+    def children(self):
+        return child_pids(self.proc.pid)
+
+    def wait_children(self, count, timeout=10):
+        return wait_until(lambda: self.children() if len(self.children()) == count else None,
+                          timeout, f"{count} children (have {len(self.children())})")
+
+    def stop(self, timeout=15):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            if self.proc is not None:
+                # Leftover workers of this test must not outlive it.
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if hasattr(self, "log_file"):
+                self.log_file.close()
+
+
+class CorraldTestCase(unittest.TestCase):
+    def corrald(self, services, **kwargs):
+        daemon = Corrald(services, **kwargs)
+        self.addCleanup(daemon.close)
+        return daemon
+
+    def assert_valgrind_clean(self, daemon):
+        if WRAPPER:
+            self.assertNotIn("definitely lost", daemon.log().replace(
+                "definitely lost: 0 bytes", ""))
