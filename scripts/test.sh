@@ -1,0 +1,16 @@
+#!/bin/sh
+# The README's test command: installs what is missing, builds, and runs the
+# whole suite twice: a normal build, then an ASan+UBSan build.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+scripts/build.sh
+meson test -C build --print-errorlogs --num-processes 2
+
+if [ ! -f build-sanitize/build.ninja ]; then
+    meson setup build-sanitize -Dwerror=true -Db_sanitize=address,undefined \
+        -Db_lundef=false -Dbuildtype=debug >/dev/null
+fi
+ninja -C build-sanitize
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C build-sanitize --print-errorlogs --num-processes 2
