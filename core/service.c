@@ -394,27 +394,28 @@ static void apply_status(corral_service *svc, corral_process_record *record, uns
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
-void corral_service_read_status(corral_service *svc)
+/* Returns false once nothing more can be read now. */
+static bool read_status_once(corral_service *svc)
 {
     corral_status_record records[CORRAL_STATUS_READ_MAX_RECORDS];
     size_t count;
 
     if (svc->status_pipe[0] < 0)
-        return;
+        return false;
     switch (corral_status_read(svc->status_pipe[0], records, &count)) {
     case CORRAL_STATUS_READ_AGAIN:
-        return;
+        return false;
     case CORRAL_STATUS_READ_EOF:
         svc_log(svc, CORRAL_LEVEL_ERROR, "read(status) failed: EOF");
         corral_service_stop(svc);
-        return;
+        return false;
     case CORRAL_STATUS_READ_ERROR:
         svc_log(svc, CORRAL_LEVEL_ERROR, "read(status) failed: %s", g_strerror(errno));
         corral_service_stop(svc);
-        return;
+        return false;
     case CORRAL_STATUS_READ_PARTIAL:
         svc_log(svc, CORRAL_LEVEL_ERROR, "service sent partial status update (%zu bytes)", count);
-        return;
+        return true;
     case CORRAL_STATUS_READ_RECORDS:
         break;
     }
@@ -431,6 +432,18 @@ void corral_service_read_status(corral_service *svc)
         }
         apply_status(svc, record, records[i].available_count);
     }
+    return count == CORRAL_STATUS_READ_MAX_RECORDS;
+}
+
+void corral_service_read_status(corral_service *svc)
+{
+    (void)read_status_once(svc);
+}
+
+void corral_service_drain_status(corral_service *svc)
+{
+    while (read_status_once(svc))
+        ;
 }
 
 static gboolean on_status_readable(int fd, GIOCondition condition, gpointer data)

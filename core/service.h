@@ -81,8 +81,10 @@ void corral_service_started(corral_service *svc);
 void corral_service_stop(corral_service *svc);
 /* Closes the master-dead pipe: processes see it and finish up. */
 void corral_service_close_dead_pipe(corral_service *svc);
-/* Reads every status record waiting in the pipe now. */
+/* Reads once from the status pipe (up to CORRAL_STATUS_READ_MAX_RECORDS). */
 void corral_service_read_status(corral_service *svc);
+/* Reads until the status pipe is empty. */
+void corral_service_drain_status(corral_service *svc);
 
 /* Host actions, enforcing the hard limits. */
 bool corral_service_spawn(corral_service *svc);

@@ -175,6 +175,10 @@ void corral_supervisor_reap(corral_supervisor *supervisor)
             log_error("waitpid() returned unknown PID %d", (int)pid);
             continue;
         }
+        /* A record written just before exiting may still sit in the pipe:
+         * take it first, so a process that did report is not judged as
+         * having died before its first status. */
+        corral_service_drain_status(record->service);
         corral_service_process_exited(record->service, record, status);
     }
 }

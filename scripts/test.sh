@@ -1,11 +1,17 @@
 #!/bin/sh
 # The README's test command: installs what is missing, builds, and runs the
-# whole suite twice: a normal build, then an ASan+UBSan build.
+# whole suite: a normal build, its integration tests again under valgrind,
+# then everything in an ASan+UBSan build.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
 meson test -C build --print-errorlogs --num-processes 2
+
+# The integration suite once more with corrald under valgrind: any leak or
+# memory error makes corrald exit 99, which fails the test that ran it.
+CORRAL_TEST_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
+    meson test -C build --suite integration --print-errorlogs
 
 if [ ! -f build-sanitize/build.ninja ]; then
     meson setup build-sanitize -Dwerror=true -Db_sanitize=address,undefined \

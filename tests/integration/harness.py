@@ -155,8 +155,12 @@ class Corrald:
             raise
 
     def close(self):
+        """Stops corrald; a non-zero exit (a sanitizer or valgrind report,
+        a crash) fails the test that started it."""
         try:
-            self.stop()
+            code = self.stop()
+            if code not in (None, 0, 1):
+                raise AssertionError(f"corrald exited with {code}\n--- log ---\n{self.log()}")
         finally:
             if self.proc is not None:
                 # Leftover workers of this test must not outlive it.
