@@ -3,8 +3,13 @@
 # are missing.  Safe to run again; does nothing when all are present.
 set -eu
 
+# Build: compiler, meson, glib, libltdl, json-glib.  Tests: cmocka, python3
+# (integration harness), valgrind, curl, clang with its libFuzzer runtime,
+# Debian's dovecot-core (interoperability), xinetd and ucspi-tcp
+# (benchmark contenders).
 packages="gcc libc6-dev meson ninja-build pkg-config libglib2.0-dev libltdl-dev
-libcmocka-dev python3 netcat-openbsd valgrind curl"
+libjson-glib-dev libcmocka-dev python3 netcat-openbsd valgrind curl clang
+libclang-rt-14-dev dovecot-core xinetd ucspi-tcp"
 
 missing=""
 for pkg in $packages; do
