@@ -617,7 +617,62 @@ static char *read_value(const config_file *file, const char *group, const char *
     return g_strstrip(value);
 }
 
-/* [corral] base_dir and policy_dir; a later file overrides an earlier one. */
+/* One key of the [corral] group: parses `value` into `config`, or sets
+ * *problem (g_free()d by the caller). */
+typedef bool corral_key_handler(corral_config *config, const char *value, char **problem);
+
+static bool set_base_dir(corral_config *config, const char *value, char **problem)
+{
+    if (*value == '\0') {
+        *problem = g_strdup("must not be empty");
+        return false;
+    }
+    g_free(config->base_dir);
+    config->base_dir = g_canonicalize_filename(value, config->dir);
+    return true;
+}
+
+static bool set_policy_dir(corral_config *config, const char *value, char **problem)
+{
+    (void)problem;
+    g_free(config->policy_dir);
+    config->policy_dir = *value != '\0' ? g_canonicalize_filename(value, config->dir) : NULL;
+    return true;
+}
+
+static bool set_reload_kill_timeout(corral_config *config, const char *value, char **problem)
+{
+    guint64 msecs;
+
+    if (!corral_parse_duration_msecs(value, 1000, &msecs, problem))
+        return false;
+    if (msecs == 0 || msecs > G_MAXUINT) {
+        *problem = g_strdup_printf("'%s' must be above 0 and at most %u msecs", value, G_MAXUINT);
+        return false;
+    }
+    config->reload_kill_timeout_msecs = (unsigned)msecs;
+    return true;
+}
+
+static const struct {
+    const char *key;
+    corral_key_handler *apply;
+} corral_group_keys[] = {
+    { "base_dir", set_base_dir },
+    { "policy_dir", set_policy_dir },
+    { "reload_kill_timeout", set_reload_kill_timeout },
+};
+
+static corral_key_handler *find_corral_key(const char *key)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(corral_group_keys); i++) {
+        if (strcmp(corral_group_keys[i].key, key) == 0)
+            return corral_group_keys[i].apply;
+    }
+    return NULL;
+}
+
+/* The [corral] group; a later file overrides an earlier one key by key. */
 static bool apply_corral_group(corral_config *config, const config_file *file, GError **error)
 {
     char **keys;
@@ -628,29 +683,26 @@ static bool apply_corral_group(corral_config *config, const config_file *file, G
     keys = g_key_file_get_keys(file->keyfile, CORRAL_GROUP, NULL, NULL);
     for (size_t i = 0; ok && keys[i] != NULL; i++) {
         const char *key = keys[i];
-        bool is_base_dir = strcmp(key, "base_dir") == 0;
-        char *value;
+        corral_key_handler *apply = find_corral_key(key);
+        char *value, *problem = NULL;
 
-        if (!is_base_dir && strcmp(key, "policy_dir") != 0) {
+        if (apply == NULL) {
+            GString *known = g_string_new(NULL);
+            for (size_t k = 0; k < G_N_ELEMENTS(corral_group_keys); k++)
+                g_string_append_printf(known, "%s%s", k > 0 ? ", " : "", corral_group_keys[k].key);
             fail(error, CORRAL_CONFIG_ERROR_KEY, file, CORRAL_GROUP, key,
-                 "unknown key (the [corral] group takes base_dir and policy_dir)");
+                 "unknown key (the [corral] group takes %s)", known->str);
+            g_string_free(known, TRUE);
             ok = false;
             break;
         }
         value = read_value(file, CORRAL_GROUP, key, error);
         if (value == NULL) {
             ok = false;
-        } else if (is_base_dir && *value == '\0') {
-            fail(error, CORRAL_CONFIG_ERROR_VALUE, file, CORRAL_GROUP, key,
-                 "must not be empty");
+        } else if (!apply(config, value, &problem)) {
+            fail(error, CORRAL_CONFIG_ERROR_VALUE, file, CORRAL_GROUP, key, "%s", problem);
+            g_free(problem);
             ok = false;
-        } else if (is_base_dir) {
-            g_free(config->base_dir);
-            config->base_dir = g_canonicalize_filename(value, config->dir);
-        } else {
-            g_free(config->policy_dir);
-            config->policy_dir = *value != '\0' ? g_canonicalize_filename(value, config->dir)
-                                                : NULL;
         }
         g_free(value);
     }
@@ -1304,6 +1356,7 @@ corral_config *corral_config_load(const char *main_file, GError **error)
     g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
     config = g_new0(corral_config, 1);
+    config->reload_kill_timeout_msecs = 6000;
     config->main_file = g_canonicalize_filename(main_file, NULL);
     config->dir = g_path_get_dirname(config->main_file);
     config->services = g_ptr_array_new_with_free_func(service_config_free);

@@ -79,6 +79,9 @@ typedef struct corral_config {
     char **files;            /* every file read, in order, NULL-terminated */
     char *base_dir;          /* [corral] base_dir, absolute; default dir/run */
     char *policy_dir;        /* [corral] policy_dir, absolute; NULL if unset */
+    unsigned reload_kill_timeout_msecs; /* old processes get SIGTERM, then
+                                         * SIGKILL, this long after a reload;
+                                         * default 6000 as in Dovecot */
     GPtrArray *services;     /* corral_service_config*, in order of appearance */
 } corral_config;
 

@@ -3,9 +3,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -81,7 +83,8 @@ static bool unix_socket_is_live(const struct sockaddr_un *addr)
     return live;
 }
 
-static bool chown_unix_socket(const corral_listener_config *config, GError **error)
+static bool chown_unix_socket(const corral_listener_config *config, const char *path,
+                              GError **error)
 {
     uid_t uid = (uid_t)-1;
     gid_t gid = (gid_t)-1;
@@ -92,7 +95,7 @@ static bool chown_unix_socket(const corral_listener_config *config, GError **err
         struct passwd *pw = getpwnam(config->user);
         if (pw == NULL) {
             g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                        "listener %s: unknown user '%s'", config->path, config->user);
+                        "listener %s: unknown user '%s'", path, config->user);
             return false;
         }
         uid = pw->pw_uid;
@@ -101,32 +104,33 @@ static bool chown_unix_socket(const corral_listener_config *config, GError **err
         struct group *gr = getgrnam(config->group);
         if (gr == NULL) {
             g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                        "listener %s: unknown group '%s'", config->path, config->group);
+                        "listener %s: unknown group '%s'", path, config->group);
             return false;
         }
         gid = gr->gr_gid;
     }
-    if (chown(config->path, uid, gid) < 0) {
+    if (chown(path, uid, gid) < 0) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                    "listener %s: chown() failed: %s", config->path, g_strerror(errno));
+                    "listener %s: chown() failed: %s", path, g_strerror(errno));
         return false;
     }
     return true;
 }
 
-static int open_unix(const corral_listener_config *config, int backlog, GError **error)
+static int open_unix(const corral_listener_config *config, const char *path, int backlog,
+                     GError **error)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     mode_t old_umask;
     bool bound;
     int fd, saved_errno;
 
-    if (strlen(config->path) >= sizeof(addr.sun_path)) {
+    if (strlen(path) >= sizeof(addr.sun_path)) {
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                    "listener %s: path too long for a unix socket", config->path);
+                    "listener %s: path too long for a unix socket", path);
         return -1;
     }
-    strcpy(addr.sun_path, config->path);
+    strcpy(addr.sun_path, path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto fail;
@@ -134,7 +138,7 @@ static int open_unix(const corral_listener_config *config, int backlog, GError *
     old_umask = umask(0777 & ~config->mode);
     bound = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
     if (!bound && errno == EADDRINUSE && !unix_socket_is_live(&addr)) {
-        (void)unlink(config->path);
+        (void)unlink(path);
         bound = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
     }
     saved_errno = errno;
@@ -142,7 +146,7 @@ static int open_unix(const corral_listener_config *config, int backlog, GError *
     if (!bound) {
         if (saved_errno == EADDRINUSE) {
             g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                        "listener %s: another process is listening there", config->path);
+                        "listener %s: another process is listening there", path);
             close(fd);
             return -1;
         }
@@ -151,15 +155,15 @@ static int open_unix(const corral_listener_config *config, int backlog, GError *
     }
     if (listen(fd, backlog) < 0)
         goto fail;
-    if (!chown_unix_socket(config, error)) {
+    if (!chown_unix_socket(config, path, error)) {
         close(fd);
-        (void)unlink(config->path);
+        (void)unlink(path);
         return -1;
     }
     return fd;
 fail:
     g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "listener %s: %s",
-                config->path, g_strerror(errno));
+                path, g_strerror(errno));
     if (fd >= 0)
         close(fd);
     return -1;
@@ -173,7 +177,7 @@ corral_listener *corral_listener_open(const corral_listener_config *config, int 
     listener->config = config;
     if (config->kind == CORRAL_LISTENER_UNIX) {
         listener->label = g_strdup(config->path);
-        listener->fd = open_unix(config, backlog, error);
+        listener->fd = open_unix(config, config->path, backlog, error);
     } else {
         listener->label = strchr(config->address, ':') != NULL
                               ? g_strdup_printf("[%s]:%u", config->address, config->port)
@@ -188,6 +192,72 @@ corral_listener *corral_listener_open(const corral_listener_config *config, int 
     return listener;
 }
 
+bool corral_listener_same_address(const corral_listener_config *a,
+                                  const corral_listener_config *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    if (a->kind == CORRAL_LISTENER_UNIX)
+        return strcmp(a->path, b->path) == 0;
+    return a->port == b->port && strcmp(a->address, b->address) == 0;
+}
+
+corral_listener *corral_listener_open_successor(const corral_listener_config *config,
+                                                int backlog, corral_listener *running,
+                                                GError **error)
+{
+    corral_listener *listener;
+
+    if (running == NULL)
+        return corral_listener_open(config, backlog, error);
+    listener = g_new0(corral_listener, 1);
+    listener->config = config;
+    if (config->kind == CORRAL_LISTENER_INET) {
+        listener->label = g_strdup(running->label);
+        /* The same open socket: its queue and every waiting client carry
+         * over.  listen() again applies the new backlog. */
+        listener->fd = fcntl(running->fd, F_DUPFD_CLOEXEC, 0);
+        if (listener->fd < 0 || listen(listener->fd, backlog) < 0) {
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                        "listener %s: cannot take over the running socket: %s",
+                        listener->label, g_strerror(errno));
+            corral_listener_free(listener);
+            return NULL;
+        }
+        return listener;
+    }
+    listener->label = g_strdup(config->path);
+    listener->pending_path = g_strdup_printf("%s.reload", config->path);
+    listener->replaces = running;
+    (void)unlink(listener->pending_path);
+    listener->fd = open_unix(config, listener->pending_path, backlog, error);
+    if (listener->fd < 0) {
+        g_free(listener->pending_path);
+        g_free(listener->label);
+        g_free(listener);
+        return NULL;
+    }
+    return listener;
+}
+
+bool corral_listener_commit(corral_listener *listener, GError **error)
+{
+    if (listener->pending_path == NULL)
+        return true;
+    if (rename(listener->pending_path, listener->config->path) < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "listener %s: cannot move the new socket into place: %s",
+                    listener->config->path, g_strerror(errno));
+        return false;
+    }
+    g_free(listener->pending_path);
+    listener->pending_path = NULL;
+    if (listener->replaces != NULL)
+        listener->replaces->keep_path = true;
+    listener->replaces = NULL;
+    return true;
+}
+
 void corral_listener_free(corral_listener *listener)
 {
     if (listener == NULL)
@@ -196,9 +266,12 @@ void corral_listener_free(corral_listener *listener)
         g_source_remove(listener->watch);
     if (listener->fd >= 0) {
         close(listener->fd);
-        if (listener->config->kind == CORRAL_LISTENER_UNIX)
+        if (listener->pending_path != NULL)
+            (void)unlink(listener->pending_path);
+        else if (listener->config->kind == CORRAL_LISTENER_UNIX && !listener->keep_path)
             (void)unlink(listener->config->path);
     }
+    g_free(listener->pending_path);
     g_free(listener->label);
     g_free(listener);
 }

@@ -19,6 +19,11 @@ typedef struct corral_listener {
     char *label;    /* "127.0.0.1:7000" or the unix path, for messages */
     int fd;
     guint watch;    /* GLib source id while watched, else 0 */
+    /* A unix socket made to replace a running one waits at this temporary
+     * path until corral_listener_commit() renames it into place. */
+    char *pending_path;
+    struct corral_listener *replaces;
+    bool keep_path; /* its path now belongs to a successor: do not unlink */
 } corral_listener;
 
 /* Opens the socket described by `config` with `backlog`.  Unix sockets get
@@ -26,6 +31,20 @@ typedef struct corral_listener {
  * that refuses connections is replaced; a live one is an error. */
 corral_listener *corral_listener_open(const corral_listener_config *config, int backlog,
                                       GError **error);
+/* Opens a listener for a reload, where `running` is the current listener
+ * of the same kind and address (or NULL).  An inet socket is shared with
+ * it, so no client is refused while the generations change over; a unix
+ * socket is created anew beside the running one and takes its path only
+ * at commit. */
+corral_listener *corral_listener_open_successor(const corral_listener_config *config,
+                                                int backlog, corral_listener *running,
+                                                GError **error);
+/* Puts a successor's unix socket in place of the one it replaces. */
+bool corral_listener_commit(corral_listener *listener, GError **error);
+/* True when both configurations name the same socket. */
+bool corral_listener_same_address(const corral_listener_config *a,
+                                  const corral_listener_config *b);
+
 /* Closes the socket (unlinking a unix socket's path) and frees. */
 void corral_listener_free(corral_listener *listener);
 

@@ -10,6 +10,7 @@
 
 struct corral_policy_loader {
     char **search_path;
+    const corral_policy_loader *previous; /* only while building a reload */
     GHashTable *modules;   /* configured name -> corral_policy_module* */
 };
 
@@ -41,7 +42,8 @@ static bool running_from_build_tree(void)
     return strncmp(exe, build_root, strlen(build_root)) == 0 && exe[strlen(build_root)] == '/';
 }
 
-corral_policy_loader *corral_policy_loader_new(const char *policy_dir)
+corral_policy_loader *corral_policy_loader_new(const char *policy_dir,
+                                               const corral_policy_loader *previous)
 {
     corral_policy_loader *loader = g_new0(corral_policy_loader, 1);
     GPtrArray *path = g_ptr_array_new();
@@ -62,9 +64,15 @@ corral_policy_loader *corral_policy_loader_new(const char *policy_dir)
         g_ptr_array_add(path, g_strdup(CORRAL_BUILD_PLUGIN_DIR));
     g_ptr_array_add(path, NULL);
     loader->search_path = (char **)g_ptr_array_free(path, FALSE);
+    loader->previous = previous;
     loader->modules = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                             (GDestroyNotify)corral_policy_module_unref);
     return loader;
+}
+
+void corral_policy_loader_forget_previous(corral_policy_loader *loader)
+{
+    loader->previous = NULL;
 }
 
 void corral_policy_loader_free(corral_policy_loader *loader)
@@ -140,6 +148,8 @@ corral_policy_module *corral_policy_module_open(const char *path, GError **error
         goto refuse;
     }
     module = g_new0(corral_policy_module, 1);
+    if (stat(path, &module->file) < 0)
+        memset(&module->file, 0, sizeof(module->file));
     module->path = g_strdup(path);
     module->name = g_strdup(policy->name);
     module->policy = policy;
@@ -152,9 +162,48 @@ refuse:
     return NULL;
 }
 
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* The dynamic linker hands back the loaded object for a path it already
+ * has open, so a changed file is opened through a fresh link named like it
+ * (libltdl derives the NAME_LTX_ prefix from the name). */
+static corral_policy_module *open_fresh(const char *path, GError **error)
+{
+    char *dir = g_dir_make_tmp("corral-policy-XXXXXX", NULL);
+    char *link = NULL;
+    corral_policy_module *module;
+
+    if (dir == NULL)
+        return corral_policy_module_open(path, error);
+    link = g_build_filename(dir, strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path,
+                            NULL);
+    if (symlink(path, link) < 0) {
+        module = corral_policy_module_open(path, error);
+    } else {
+        module = corral_policy_module_open(link, error);
+        if (module != NULL) {
+            g_free(module->path);
+            module->path = g_strdup(path);
+            (void)stat(path, &module->file);
+        }
+        (void)unlink(link);
+    }
+    (void)rmdir(dir);
+    g_free(link);
+    g_free(dir);
+    return module;
+}
+
 corral_policy_module *corral_policy_loader_load(corral_policy_loader *loader, const char *name,
                                                 GError **error)
 {
+    corral_policy_module *previous = NULL;
+    struct stat now;
+
     corral_policy_module *module = g_hash_table_lookup(loader->modules, name);
     char *path;
 
@@ -175,7 +224,17 @@ corral_policy_module *corral_policy_loader_load(corral_policy_loader *loader, co
         g_free(dirs);
         return NULL;
     }
-    module = corral_policy_module_open(path, error);
+    if (loader->previous != NULL)
+        previous = g_hash_table_lookup(loader->previous->modules, name);
+    if (previous != NULL && strcmp(previous->path, path) == 0 && stat(path, &now) == 0 &&
+        same_file(&now, &previous->file)) {
+        module = previous;
+        module->refcount++;
+    } else if (previous != NULL && strcmp(previous->path, path) == 0) {
+        module = open_fresh(path, error);
+    } else {
+        module = corral_policy_module_open(path, error);
+    }
     g_free(path);
     if (module == NULL)
         return NULL;

@@ -12,6 +12,7 @@
 #define CORRAL_POLICY_LOADER_H
 
 #include <glib.h>
+#include <sys/stat.h>
 
 #include <corral/policy.h>
 
@@ -20,6 +21,7 @@
 typedef struct corral_policy_module {
     char *name;
     char *path;
+    struct stat file;      /* identity of the file when it was loaded */
     const corral_policy *policy;
     void *handle;          /* lt_dlhandle */
     int refcount;
@@ -28,8 +30,13 @@ typedef struct corral_policy_module {
 typedef struct corral_policy_loader corral_policy_loader;
 
 /* `policy_dir` may be NULL.  Extra directories can be listed, before the
- * others, in CORRAL_POLICY_PATH (colon-separated), which tests use. */
-corral_policy_loader *corral_policy_loader_new(const char *policy_dir);
+ * others, in CORRAL_POLICY_PATH (colon-separated), which tests use.  With a
+ * `previous` loader (a reload), a module whose file is unchanged is shared
+ * with it, and one whose file changed is loaded afresh beside the old. */
+corral_policy_loader *corral_policy_loader_new(const char *policy_dir,
+                                               const corral_policy_loader *previous);
+/* Forgets the previous loader once a reload is built. */
+void corral_policy_loader_forget_previous(corral_policy_loader *loader);
 void corral_policy_loader_free(corral_policy_loader *loader);
 
 /* Loads policy `name` once; later calls return the same module with one

@@ -226,8 +226,10 @@ static bool open_listeners(corral_service *svc, GError **error)
 
     for (guint i = 0; i < config->listeners->len; i++) {
         const corral_listener_config *lc = g_ptr_array_index(config->listeners, i);
+        corral_listener *running = corral_supervisor_running_listener(svc->supervisor, lc);
         GError *local = NULL;
-        corral_listener *listener = corral_listener_open(lc, config->listen_backlog, &local);
+        corral_listener *listener =
+            corral_listener_open_successor(lc, config->listen_backlog, running, &local);
 
         if (listener == NULL) {
             g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
@@ -545,6 +547,14 @@ void corral_service_close_dead_pipe(corral_service *svc)
 {
     close_fd(&svc->dead_pipe[0]);
     close_fd(&svc->dead_pipe[1]);
+}
+
+void corral_service_release_listeners(corral_service *svc)
+{
+    corral_service_listen(svc, false);
+    g_ptr_array_set_size(svc->listeners, 0);
+    close_fd(&svc->status_pipe[0]);
+    close_fd(&svc->status_pipe[1]);
 }
 
 void corral_service_stop(corral_service *svc)

@@ -79,6 +79,9 @@ void corral_service_started(corral_service *svc);
 /* Stops monitoring (policy stop(), timers, listening, status reading)
  * and refuses spawns from now on.  Processes are left alone. */
 void corral_service_stop(corral_service *svc);
+/* Closes the listeners and the status pipe of a retired service; its
+ * processes keep their own copies until they leave. */
+void corral_service_release_listeners(corral_service *svc);
 /* Closes the master-dead pipe: processes see it and finish up. */
 void corral_service_close_dead_pipe(corral_service *svc);
 /* Reads once from the status pipe (up to CORRAL_STATUS_READ_MAX_RECORDS). */

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "corral-build.h"
+#include "generation.h"
 #include "log.h"
-#include "policy-loader.h"
 #include "service.h"
 #include "signals.h"
 
@@ -20,10 +20,11 @@
 #define SHUTDOWN_AFTER_QUIT_MSECS 1000
 
 struct corral_supervisor {
-    corral_config *config;
-    corral_policy_loader *loader;
-    GPtrArray *services;          /* corral_service*, in config order */
-    GHashTable *processes;        /* pid -> corral_process_record* */
+    corral_generation *current;
+    GPtrArray *retiring;          /* corral_generation*, draining after reloads */
+    const corral_generation *predecessor; /* while a reload is being built */
+    const corral_config *building_config; /* likewise: the config being built */
+    GHashTable *processes;        /* pid -> corral_process_record*, every generation */
     uint64_t spawn_counter;
     uint32_t last_generation;
     int dev_null;
@@ -42,7 +43,10 @@ corral_supervisor *corral_supervisor_get(void)
 
 const corral_config *corral_supervisor_config(const corral_supervisor *supervisor)
 {
-    return supervisor->config;
+    /* While a generation is being built, services ask for its config
+     * through their own service config; this is the running one. */
+    return supervisor->building_config != NULL ? supervisor->building_config
+                                               : supervisor->current->config;
 }
 
 uint64_t corral_supervisor_now_usec(void)
@@ -91,48 +95,31 @@ corral_process_record *corral_supervisor_find_process(corral_supervisor *supervi
     return g_hash_table_lookup(supervisor->processes, GINT_TO_POINTER(pid));
 }
 
+corral_listener *corral_supervisor_running_listener(corral_supervisor *supervisor,
+                                                   const corral_listener_config *config)
+{
+    return supervisor->predecessor != NULL
+               ? corral_generation_find_listener(supervisor->predecessor, config)
+               : NULL;
+}
+
 corral_supervisor *corral_supervisor_new(corral_config *config, GError **error)
 {
     corral_supervisor *supervisor = g_new0(corral_supervisor, 1);
 
-    supervisor->config = config;
-    supervisor->services = g_ptr_array_new();
+    supervisor->retiring = g_ptr_array_new();
     supervisor->processes = g_hash_table_new(g_direct_hash, g_direct_equal);
     supervisor->dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    supervisor->loader = corral_policy_loader_new(config->policy_dir);
     /* Services reach the supervisor through the host while being built. */
     running_supervisor = supervisor;
-
-    if (g_mkdir_with_parents(config->base_dir, 0755) < 0) {
-        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
-                    "%s: [corral] base_dir: cannot create %s: %s", config->main_file,
-                    config->base_dir, g_strerror(errno));
-        goto fail;
-    }
-    for (guint i = 0; i < config->services->len; i++) {
-        const corral_service_config *sc = g_ptr_array_index(config->services, i);
-        GError *local = NULL;
-        corral_policy_module *module;
-        corral_service *svc;
-
-        module = corral_policy_loader_load(supervisor->loader, sc->policy, &local);
-        if (module == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [service %s] policy: %s", sc->file, sc->name, local->message);
-            g_error_free(local);
-            goto fail;
-        }
-        svc = corral_service_new(supervisor, sc, module, error);
-        if (svc == NULL) {
-            corral_policy_module_unref(module);
-            goto fail;
-        }
-        g_ptr_array_add(supervisor->services, svc);
+    supervisor->building_config = config;
+    supervisor->current = corral_generation_build(supervisor, config, NULL, error);
+    supervisor->building_config = NULL;
+    if (supervisor->current == NULL) {
+        corral_supervisor_free(supervisor);
+        return NULL;
     }
     return supervisor;
-fail:
-    corral_supervisor_free(supervisor);
-    return NULL;
 }
 
 void corral_supervisor_free(corral_supervisor *supervisor)
@@ -141,20 +128,15 @@ void corral_supervisor_free(corral_supervisor *supervisor)
         return;
     if (supervisor->shutdown_timer != 0)
         g_source_remove(supervisor->shutdown_timer);
-    for (guint i = 0; i < supervisor->services->len; i++) {
-        corral_service *svc = g_ptr_array_index(supervisor->services, i);
-        corral_policy_module *module = svc->policy_module;
-        corral_service_free(svc);
-        corral_policy_module_unref(module);
-    }
-    g_ptr_array_unref(supervisor->services);
+    corral_generation_free(supervisor->current);
+    for (guint i = 0; i < supervisor->retiring->len; i++)
+        corral_generation_free(g_ptr_array_index(supervisor->retiring, i));
+    g_ptr_array_unref(supervisor->retiring);
     g_hash_table_destroy(supervisor->processes);
-    corral_policy_loader_free(supervisor->loader);
     if (supervisor->dev_null >= 0)
         close(supervisor->dev_null);
     if (supervisor->loop != NULL)
         g_main_loop_unref(supervisor->loop);
-    corral_config_free(supervisor->config);
     if (running_supervisor == supervisor)
         running_supervisor = NULL;
     g_free(supervisor);
@@ -181,20 +163,91 @@ void corral_supervisor_reap(corral_supervisor *supervisor)
         corral_service_drain_status(record->service);
         corral_service_process_exited(record->service, record, status);
     }
+    corral_supervisor_free_drained_generations(supervisor);
+}
+
+void corral_supervisor_free_drained_generations(corral_supervisor *supervisor)
+{
+    for (guint i = 0; i < supervisor->retiring->len;) {
+        corral_generation *generation = g_ptr_array_index(supervisor->retiring, i);
+        if (corral_generation_process_count(generation) == 0) {
+            g_ptr_array_remove_index(supervisor->retiring, i);
+            corral_generation_free(generation);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Reload.                                                              */
+
+/* Like Dovecot's post-reload timer: the first round asks stragglers to
+ * leave with SIGTERM, every later round kills them. */
+static gboolean on_reload_kill_timer(gpointer data)
+{
+    corral_generation *generation = data;
+    int signo = generation->kill_rounds++ == 0 ? SIGTERM : SIGKILL;
+    unsigned sent = corral_generation_signal(generation, signo, true);
+
+    if (sent > 0)
+        log_warning("Processes aren't dying after reload, sent %s to %u processes.",
+                    signo == SIGTERM ? "SIGTERM" : "SIGKILL", sent);
+    return G_SOURCE_CONTINUE;
+}
+
+bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
+{
+    corral_generation *old = supervisor->current;
+    corral_generation *fresh;
+    corral_config *config;
+    GError *local = NULL;
+
+    if (supervisor->stopping) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
+                    "corrald is shutting down");
+        return false;
+    }
+    config = corral_config_load(old->config->main_file, &local);
+    if (config != NULL) {
+        supervisor->predecessor = old;
+        supervisor->building_config = config;
+        fresh = corral_generation_build(supervisor, config, old, &local);
+        supervisor->predecessor = NULL;
+        supervisor->building_config = NULL;
+        if (fresh != NULL && !corral_generation_commit(fresh, &local)) {
+            corral_generation_free(fresh);
+            fresh = NULL;
+        }
+    } else {
+        fresh = NULL;
+    }
+    if (fresh == NULL) {
+        log_error("Config reload failed: %s", local->message);
+        g_propagate_error(error, local);
+        return false;
+    }
+
+    corral_generation_retire(old);
+    supervisor->current = fresh;
+    if (!corral_generation_start(fresh, &local)) {
+        log_error("%s", local->message);
+        g_clear_error(&local);
+    }
+    if (corral_generation_process_count(old) == 0) {
+        corral_generation_free(old);
+    } else {
+        g_ptr_array_add(supervisor->retiring, old);
+        old->kill_timer = g_timeout_add(fresh->config->reload_kill_timeout_msecs,
+                                        on_reload_kill_timer, old);
+    }
+    log_info("Configuration reloaded: %u service%s", fresh->services->len,
+             fresh->services->len == 1 ? "" : "s");
+    return true;
 }
 
 /* ------------------------------------------------------------------ */
 /* Shutdown.                                                            */
-
-static bool any_process_available(const corral_supervisor *supervisor)
-{
-    for (guint i = 0; i < supervisor->services->len; i++) {
-        const corral_service *svc = g_ptr_array_index(supervisor->services, i);
-        if (svc->state.process_avail > 0)
-            return true;
-    }
-    return false;
-}
 
 static gboolean on_quit_pause_over(gpointer data)
 {
@@ -210,16 +263,11 @@ static gboolean on_quit_pause_over(gpointer data)
  * master can bind the same addresses while busy processes finish. */
 static void send_quit_and_finish(corral_supervisor *supervisor)
 {
-    unsigned sent = 0;
+    unsigned sent = corral_generation_signal(supervisor->current, SIGQUIT, false);
 
-    for (guint i = 0; i < supervisor->services->len; i++) {
-        corral_service *svc = g_ptr_array_index(supervisor->services, i);
-        for (GList *link = svc->processes.head; link != NULL; link = link->next) {
-            corral_process_record *record = link->data;
-            if (kill(record->view.pid, SIGQUIT) == 0)
-                sent++;
-        }
-    }
+    for (guint i = 0; i < supervisor->retiring->len; i++)
+        sent += corral_generation_signal(g_ptr_array_index(supervisor->retiring, i), SIGQUIT,
+                                         false);
     if (sent == 0) {
         g_main_loop_quit(supervisor->loop);
         return;
@@ -231,11 +279,12 @@ static void send_quit_and_finish(corral_supervisor *supervisor)
 static gboolean on_shutdown_poll(gpointer data)
 {
     corral_supervisor *supervisor = data;
+    GPtrArray *services = supervisor->current->services;
 
     corral_supervisor_reap(supervisor);
-    for (guint i = 0; i < supervisor->services->len; i++)
-        corral_service_read_status(g_ptr_array_index(supervisor->services, i));
-    if (any_process_available(supervisor) &&
+    for (guint i = 0; i < services->len; i++)
+        corral_service_drain_status(g_ptr_array_index(services, i));
+    if (corral_generation_any_available(supervisor->current) &&
         corral_supervisor_now_usec() < supervisor->shutdown_deadline_usec)
         return G_SOURCE_CONTINUE;
     supervisor->shutdown_timer = 0;
@@ -243,17 +292,12 @@ static gboolean on_shutdown_poll(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void begin_shutdown(corral_supervisor *supervisor, const struct signalfd_siginfo *info)
+void corral_supervisor_shutdown(corral_supervisor *supervisor)
 {
-    log_warning("Killed with signal %u (by pid=%u uid=%u code=%s)", info->ssi_signo,
-                info->ssi_pid, info->ssi_uid, corral_signal_code_name(info->ssi_code));
     if (supervisor->stopping)
         return;
     supervisor->stopping = true;
-    for (guint i = 0; i < supervisor->services->len; i++)
-        corral_service_stop(g_ptr_array_index(supervisor->services, i));
-    for (guint i = 0; i < supervisor->services->len; i++)
-        corral_service_close_dead_pipe(g_ptr_array_index(supervisor->services, i));
+    corral_generation_stop(supervisor->current);
     supervisor->shutdown_deadline_usec =
         corral_supervisor_now_usec() + SHUTDOWN_WAIT_MSECS * (uint64_t)1000;
     supervisor->shutdown_timer = g_timeout_add(SHUTDOWN_POLL_MSECS, on_shutdown_poll, supervisor);
@@ -269,11 +313,13 @@ static void on_signal(const struct signalfd_siginfo *info, void *data)
         break;
     case SIGTERM:
     case SIGINT:
-        begin_shutdown(supervisor, info);
+        log_warning("Killed with signal %u (by pid=%u uid=%u code=%s)", info->ssi_signo,
+                    info->ssi_pid, info->ssi_uid, corral_signal_code_name(info->ssi_code));
+        corral_supervisor_shutdown(supervisor);
         break;
     case SIGHUP:
-        log_warning("SIGHUP received - configuration reload is not supported by this "
-                    "version; restart corrald to apply changes");
+        log_warning("SIGHUP received - reloading configuration");
+        (void)corral_supervisor_reload(supervisor, NULL);
         break;
     case SIGUSR1:
         /* stderr needs no reopening; file logging would reopen here. */
@@ -296,20 +342,15 @@ int corral_supervisor_run(corral_supervisor *supervisor)
     }
     supervisor->loop = g_main_loop_new(NULL, FALSE);
     log_info("corrald v%s starting up with %u service%s", CORRAL_VERSION,
-             supervisor->services->len, supervisor->services->len == 1 ? "" : "s");
+             supervisor->current->services->len,
+             supervisor->current->services->len == 1 ? "" : "s");
 
-    for (guint i = 0; i < supervisor->services->len; i++) {
-        corral_service *svc = g_ptr_array_index(supervisor->services, i);
-        if (!corral_service_start(svc, &error)) {
-            log_error("%s", error->message);
-            g_clear_error(&error);
-            exit_code = 1;
-        }
-    }
-    if (exit_code == 0) {
-        for (guint i = 0; i < supervisor->services->len; i++)
-            corral_service_started(g_ptr_array_index(supervisor->services, i));
+    if (corral_generation_start(supervisor->current, &error)) {
         g_main_loop_run(supervisor->loop);
+    } else {
+        log_error("%s", error->message);
+        g_clear_error(&error);
+        exit_code = 1;
     }
     corral_supervisor_reap(supervisor);
     corral_signals_stop();

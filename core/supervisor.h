@@ -49,5 +49,20 @@ corral_process_record *corral_supervisor_find_process(corral_supervisor *supervi
 
 /* Reaps every child that has exited. */
 void corral_supervisor_reap(corral_supervisor *supervisor);
+/* Frees retired generations whose last process has been reaped. */
+void corral_supervisor_free_drained_generations(corral_supervisor *supervisor);
+
+/* Builds the configuration anew from the same main file and, only if all
+ * of it is good, swaps it in: inet listeners with an unchanged address are
+ * kept, unix listeners recreated, and the old processes drain.  On failure
+ * the running configuration is untouched and the error is logged. */
+bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error);
+/* Starts Dovecot's shutdown sequence (as SIGTERM does). */
+void corral_supervisor_shutdown(corral_supervisor *supervisor);
+
+/* The listener of the generation being replaced with the same address as
+ * `config`, while a reload is being built; NULL otherwise. */
+struct corral_listener *corral_supervisor_running_listener(corral_supervisor *supervisor,
+                                                           const corral_listener_config *config);
 
 #endif

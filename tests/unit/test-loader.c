@@ -95,7 +95,7 @@ static void test_loader_searches_policy_path_and_shares_modules(void **unused)
 
     (void)unused;
     g_setenv("CORRAL_POLICY_PATH", fixture_dir, TRUE);
-    loader = corral_policy_loader_new(NULL);
+    loader = corral_policy_loader_new(NULL, NULL);
     first = corral_policy_loader_load(loader, "policy_fixture_valid", &error);
     assert_null(error);
     assert_non_null(first);
@@ -114,7 +114,7 @@ static void test_unknown_policy_names_the_search_path(void **unused)
 
     (void)unused;
     g_setenv("CORRAL_POLICY_PATH", fixture_dir, TRUE);
-    loader = corral_policy_loader_new("/some/policy/dir");
+    loader = corral_policy_loader_new("/some/policy/dir", NULL);
     assert_null(corral_policy_loader_load(loader, "no_such_policy", &error));
     assert_non_null(error);
     assert_contains(error->message, "no_such_policy.so");
