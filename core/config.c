@@ -654,6 +654,33 @@ static bool set_reload_kill_timeout(corral_config *config, const char *value, ch
     return true;
 }
 
+static bool parse_inet_item(const char *item, char **address, guint16 *port, char **problem);
+
+/* Where the master's own log goes instead of stderr; SIGUSR1 reopens it. */
+static bool set_log_path(corral_config *config, const char *value, char **problem)
+{
+    (void)problem;
+    g_free(config->log_path);
+    config->log_path = *value != '\0' ? g_canonicalize_filename(value, config->dir) : NULL;
+    return true;
+}
+
+/* "ADDRESS:PORT" of the HTTP metrics endpoint; empty or port 0 turns it off. */
+static bool set_metrics_listener(corral_config *config, const char *value, char **problem)
+{
+    char *address = NULL;
+    guint16 port = 0;
+
+    if (*value != '\0' && !parse_inet_item(value, &address, &port, problem))
+        return false;
+    g_free(config->metrics_address);
+    config->metrics_address = port != 0 ? address : NULL;
+    config->metrics_port = port;
+    if (port == 0)
+        g_free(address);
+    return true;
+}
+
 static const struct {
     const char *key;
     corral_key_handler *apply;
@@ -661,6 +688,8 @@ static const struct {
     { "base_dir", set_base_dir },
     { "policy_dir", set_policy_dir },
     { "reload_kill_timeout", set_reload_kill_timeout },
+    { "log_path", set_log_path },
+    { "metrics_listener", set_metrics_listener },
 };
 
 static corral_key_handler *find_corral_key(const char *key)
@@ -888,6 +917,11 @@ static bool parse_chroot(service_draft *draft, const char *value,
     return true;
 }
 
+static bool parse_allow_root(service_draft *draft, const char *value, char **problem)
+{
+    return corral_parse_bool(value, &draft->service->allow_root, problem);
+}
+
 static bool parse_first_status_timeout(service_draft *draft, const char *value, char **problem)
 {
     guint64 msecs;
@@ -964,6 +998,7 @@ static const struct service_key {
     { "group", parse_group },
     { "extra_groups", parse_extra_groups },
     { "chroot", parse_chroot },
+    { "allow_root", parse_allow_root },
     { "first_status_timeout", parse_first_status_timeout },
     { "listen_backlog", parse_listen_backlog },
     { "inet_listener", parse_inet_listener },
@@ -1384,6 +1419,8 @@ void corral_config_free(corral_config *config)
     g_strfreev(config->files);
     g_free(config->base_dir);
     g_free(config->policy_dir);
+    g_free(config->log_path);
+    g_free(config->metrics_address);
     g_ptr_array_unref(config->services);
     g_free(config);
 }
@@ -1400,4 +1437,40 @@ const corral_service_config *corral_config_find_service(const corral_config *con
             return service;
     }
     return NULL;
+}
+
+char *corral_config_read_base_dir(const char *main_file, GError **error)
+{
+    char *main_path = g_canonicalize_filename(main_file, NULL);
+    char *dir = g_path_get_dirname(main_path);
+    GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
+    char *base_dir = NULL;
+    bool ok;
+
+    g_ptr_array_add(paths, g_strdup(main_path));
+    ok = list_conf_d(dir, paths, error);
+    for (guint i = 0; ok && i < paths->len; i++) {
+        config_file *file = config_file_load(g_ptr_array_index(paths, i), error);
+        char *value;
+
+        if (file == NULL) {
+            ok = false;
+            break;
+        }
+        value = g_key_file_get_string(file->keyfile, CORRAL_GROUP, "base_dir", NULL);
+        if (value != NULL && *g_strstrip(value) != '\0') {
+            g_free(base_dir);
+            base_dir = g_canonicalize_filename(value, dir);
+        }
+        g_free(value);
+        config_file_free(file);
+    }
+    if (ok && base_dir == NULL)
+        base_dir = g_build_filename(dir, "run", NULL);
+    if (!ok)
+        g_clear_pointer(&base_dir, g_free);
+    g_ptr_array_unref(paths);
+    g_free(dir);
+    g_free(main_path);
+    return base_dir;
 }

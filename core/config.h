@@ -64,6 +64,7 @@ typedef struct corral_service_config {
     int listen_backlog;          /* default process_limit * client_limit, >= 4 */
 
     char *user, *group, *extra_groups, *chroot; /* NULL when unset */
+    bool allow_root;         /* may run as uid 0 when corrald is root */
 
     GPtrArray *listeners;    /* corral_listener_config*, in file order */
     /* Keys the core does not know, for the policy: name -> value (char*). */
@@ -79,6 +80,9 @@ typedef struct corral_config {
     char **files;            /* every file read, in order, NULL-terminated */
     char *base_dir;          /* [corral] base_dir, absolute; default dir/run */
     char *policy_dir;        /* [corral] policy_dir, absolute; NULL if unset */
+    char *log_path;          /* [corral] log_path, absolute; NULL: log to stderr */
+    char *metrics_address;   /* [corral] metrics_listener address; NULL if off */
+    guint16 metrics_port;
     unsigned reload_kill_timeout_msecs; /* old processes get SIGTERM, then
                                          * SIGKILL, this long after a reload;
                                          * default 6000 as in Dovecot */
@@ -92,6 +96,12 @@ void corral_config_free(corral_config *config);
 
 const corral_service_config *corral_config_find_service(const corral_config *config,
                                                         const char *name);
+
+/* The base_dir that corral_config_load() would settle on, from the
+ * [corral] groups alone: for tools such as corralctl, which must find the
+ * running corrald even while a service group is being edited.  NULL with
+ * `error` set when a file cannot be read or parsed. */
+char *corral_config_read_base_dir(const char *main_file, GError **error);
 
 /* Value parsers shared with the policy-key validation.
  * Durations: "60" (in `bare_unit_msecs` units), "500ms", "60s", "2m", "1h",

@@ -80,8 +80,7 @@ static char *tab_escape(const char *text)
 
 /* A bare name is looked up in the installed libexec folder, then in the
  * build tree's examples; a relative path is taken from the config folder. */
-static char *resolve_executable(const corral_service_config *config, const char *word,
-                                const char *config_dir)
+static char *resolve_executable(const char *word, const char *config_dir)
 {
     const char *candidates[] = { CORRAL_LIBEXEC_DIR, CORRAL_BUILD_EXAMPLES_DIR };
 
@@ -95,7 +94,6 @@ static char *resolve_executable(const corral_service_config *config, const char 
             return path;
         g_free(path);
     }
-    (void)config;
     return g_build_filename(CORRAL_LIBEXEC_DIR, word, NULL);
 }
 
@@ -104,6 +102,7 @@ static bool prepare_command(corral_service *svc, GError **error)
     const corral_service_config *config = svc->config;
     char **words = g_strsplit(config->executable, " ", -1);
     GPtrArray *argv = g_ptr_array_new();
+    char *checked;
 
     for (char **word = words; *word != NULL; word++) {
         if (**word != '\0')
@@ -117,13 +116,19 @@ static bool prepare_command(corral_service *svc, GError **error)
                     "%s: [service %s] executable: empty", config->file, config->name);
         return false;
     }
-    svc->exec_path = resolve_executable(config, svc->argv[0], corral_supervisor_config(svc->supervisor)->dir);
-    if (access(svc->exec_path, X_OK) < 0) {
+    svc->exec_path = resolve_executable(svc->argv[0], corral_supervisor_config(svc->supervisor)->dir);
+    /* A chrooted process finds its executable inside the chroot. */
+    checked = config->chroot != NULL && geteuid() == 0
+                  ? g_build_filename(config->chroot, svc->exec_path, NULL)
+                  : g_strdup(svc->exec_path);
+    if (access(checked, X_OK) < 0) {
         g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
                     "%s: [service %s] executable: %s: %s", config->file, config->name,
-                    svc->exec_path, g_strerror(errno));
+                    checked, g_strerror(errno));
+        g_free(checked);
         return false;
     }
+    g_free(checked);
     return true;
 }
 
@@ -171,8 +176,14 @@ static bool prepare_credentials(corral_service *svc, GError **error)
     svc->uid = (uid_t)-1;
     svc->gid = (gid_t)-1;
     svc->group_count = -1;
-    if (geteuid() != 0)
+    if (geteuid() != 0) {
+        if (config->user != NULL || config->group != NULL || config->extra_groups != NULL ||
+            config->chroot != NULL)
+            svc_log(svc, CORRAL_LEVEL_WARNING,
+                    "corrald is not root: user, group, extra_groups and chroot are not "
+                    "applied; processes run as uid %u", (unsigned)geteuid());
         return true;
+    }
     if (config->user != NULL) {
         struct passwd *pw = getpwnam(config->user);
         if (pw == NULL) {
@@ -216,6 +227,15 @@ static bool prepare_credentials(corral_service *svc, GError **error)
             svc->groups[svc->group_count++] = gr->gr_gid;
         }
         g_strfreev(names);
+    }
+    /* A worker is the first thing a client talks to: root must be asked
+     * for, never the default. */
+    if ((svc->uid == (uid_t)-1 || svc->uid == 0) && !config->allow_root) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "%s: [service %s] user: the service would run as root; set user = NAME, "
+                    "or allow_root = yes to run it as root deliberately", config->file,
+                    config->name);
+        return false;
     }
     return true;
 }
@@ -797,6 +817,8 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
         st->exit_failures_in_sec++;
     }
 
+    if (!exit_info.success)
+        svc->exit_failures_total++;
     st->process_count--;
     if (proc->available_count > 0)
         st->process_avail--;
@@ -847,6 +869,8 @@ unsigned corral_service_drop_queued(corral_service *svc, unsigned max)
         dropped += corral_listener_drop(listener, max == 0 ? 0 : max - dropped);
     }
     svc->connections_dropped += dropped;
+    if (dropped > 0)
+        svc->last_drop_usec = corral_supervisor_now_usec();
     return dropped;
 }
 
@@ -871,6 +895,8 @@ bool corral_service_throttle(corral_service *svc, unsigned msecs)
     corral_service_listen(svc, false);
     svc->state.throttled = true;
     svc->throttle_timer = g_timeout_add(msecs, on_throttle_over, svc);
+    svc->throttle_msecs = msecs;
+    svc->throttled_until_usec = corral_supervisor_now_usec() + msecs * (uint64_t)1000;
     return true;
 }
 
@@ -880,4 +906,52 @@ void corral_service_login_notify(corral_service *svc, bool full)
         return;
     if (lseek(svc->login_notify_fd, full ? 1 : 0, SEEK_SET) < 0)
         svc_log(svc, CORRAL_LEVEL_ERROR, "lseek(login notify) failed: %s", g_strerror(errno));
+}
+
+/* ------------------------------------------------------------------ */
+/* Stopping and starting at an operator's request.                      */
+
+void corral_service_stop_by_operator(corral_service *svc)
+{
+    corral_service_stop(svc);
+    corral_service_close_dead_pipe(svc);
+    corral_service_release_listeners(svc);
+    /* Its processes are finishing up: none takes a new client, and the
+     * throttle ended with its timer. */
+    for (GList *link = svc->processes.head; link != NULL; link = link->next)
+        corral_service_mark_busy(svc, link->data);
+    svc->state.throttled = false;
+    svc->state.have_listeners = false;
+    svc->stopped_by_operator = true;
+}
+
+bool corral_service_start_by_operator(corral_service *svc, GError **error)
+{
+    if (!svc->stopped_by_operator) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "service %s is not stopped", svc->config->name);
+        return false;
+    }
+    if (corral_supervisor_is_stopping(svc->supervisor)) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "corrald is shutting down");
+        return false;
+    }
+    if (!open_listeners(svc, error) ||
+        !make_pipe(svc, svc->status_pipe, "status", error) ||
+        !make_pipe(svc, svc->dead_pipe, "the master-dead pipe", error)) {
+        corral_service_release_listeners(svc);
+        corral_service_close_dead_pipe(svc);
+        return false;
+    }
+    g_free(svc->fd_map);
+    build_fd_map(svc);
+    svc->state.have_listeners = svc->listeners->len > 0;
+    svc->state.stopping = false;
+    svc->stopped_by_operator = false;
+    svc->status_watch = g_unix_fd_add(svc->status_pipe[0], G_IO_IN, on_status_readable, svc);
+    svc->monitoring = true;
+    POLICY_CALL(svc, start);
+    POLICY_CALL(svc, started);
+    return true;
 }

@@ -10,7 +10,9 @@
 
 #include "corral-build.h"
 #include "generation.h"
+#include "rlimits.h"
 #include "log.h"
+#include "sd-notify.h"
 #include "service.h"
 #include "signals.h"
 
@@ -208,6 +210,7 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
                     "corrald is shutting down");
         return false;
     }
+    corral_notify_reloading();
     config = corral_config_load(old->config->main_file, &local);
     if (config != NULL) {
         supervisor->predecessor = old;
@@ -225,6 +228,7 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     if (fresh == NULL) {
         log_error("Config reload failed: %s", local->message);
         g_propagate_error(error, local);
+        corral_notify_ready();
         return false;
     }
 
@@ -243,6 +247,7 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     }
     log_info("Configuration reloaded: %u service%s", fresh->services->len,
              fresh->services->len == 1 ? "" : "s");
+    corral_notify_ready();
     return true;
 }
 
@@ -297,6 +302,7 @@ void corral_supervisor_shutdown(corral_supervisor *supervisor)
     if (supervisor->stopping)
         return;
     supervisor->stopping = true;
+    corral_notify_stopping();
     corral_generation_stop(supervisor->current);
     supervisor->shutdown_deadline_usec =
         corral_supervisor_now_usec() + SHUTDOWN_WAIT_MSECS * (uint64_t)1000;
@@ -322,8 +328,7 @@ static void on_signal(const struct signalfd_siginfo *info, void *data)
         (void)corral_supervisor_reload(supervisor, NULL);
         break;
     case SIGUSR1:
-        /* stderr needs no reopening; file logging would reopen here. */
-        log_info("SIGUSR1 received - nothing to reopen when logging to stderr");
+        corral_log_reopen();
         break;
     default:
         break;
@@ -341,11 +346,13 @@ int corral_supervisor_run(corral_supervisor *supervisor)
         return 1;
     }
     supervisor->loop = g_main_loop_new(NULL, FALSE);
+    corral_limits_check(supervisor->current->config);
     log_info("corrald v%s starting up with %u service%s", CORRAL_VERSION,
              supervisor->current->services->len,
              supervisor->current->services->len == 1 ? "" : "s");
 
     if (corral_generation_start(supervisor->current, &error)) {
+        corral_notify_ready();
         g_main_loop_run(supervisor->loop);
     } else {
         log_error("%s", error->message);
@@ -355,4 +362,9 @@ int corral_supervisor_run(corral_supervisor *supervisor)
     corral_supervisor_reap(supervisor);
     corral_signals_stop();
     return exit_code;
+}
+
+GPtrArray *corral_supervisor_services(corral_supervisor *supervisor)
+{
+    return supervisor->current->services;
 }

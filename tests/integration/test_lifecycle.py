@@ -8,8 +8,9 @@ import threading
 import time
 import unittest
 
-from harness import (ECHO_WORKER, FIXTURE_POLICY_DIR, SANITIZED, Corrald, CorraldTestCase,
-                     connect, echo_once, free_port, port_is_listening, wait_until)
+from harness import (ECHO_WORKER, FIXTURE_POLICY_DIR, SANITIZED, CorraldTestCase,
+                     allow_root_where_unset, connect, echo_once, free_port, port_is_listening,
+                     wait_until)
 
 
 def echo_service(name, port, **keys):
@@ -24,7 +25,7 @@ def echo_service(name, port, **keys):
 def rewrite(daemon, body):
     path = os.path.join(daemon.dir, "conf.d", "50-test.conf")
     with open(path, "w") as f:
-        f.write(body)
+        f.write(allow_root_where_unset(body))
 
 
 def alive(pid):
