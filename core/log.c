@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,9 @@
 
 static bool log_to_journal;
 static bool log_debug_enabled;
+/* The [corral] log_path file while one is in use, else -1 (stderr). */
+static int log_file_fd = -1;
+static char *log_file_path;
 
 static const char *const level_names[] = {
     [CORRAL_LEVEL_DEBUG] = "Debug",
@@ -55,26 +60,105 @@ void corral_log_set_debug(bool enabled)
     log_debug_enabled = enabled;
 }
 
+static int open_log_file(const char *path, GError **error)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+
+    if (fd < 0)
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "cannot open the log file %s: %s", path, g_strerror(errno));
+    return fd;
+}
+
+bool corral_log_open_file(const char *path, GError **error)
+{
+    int fd = open_log_file(path, error);
+
+    if (fd < 0)
+        return false;
+    corral_log_close_file();
+    log_file_fd = fd;
+    log_file_path = g_strdup(path);
+    return true;
+}
+
+void corral_log_reopen(void)
+{
+    GError *error = NULL;
+    int fd;
+
+    if (log_file_fd < 0) {
+        corral_log(CORRAL_LEVEL_INFO, "SIGUSR1 received - logging to stderr, nothing to reopen");
+        return;
+    }
+    fd = open_log_file(log_file_path, &error);
+    if (fd < 0) {
+        corral_log(CORRAL_LEVEL_ERROR, "SIGUSR1 received - %s; still logging to the old file",
+                   error->message);
+        g_error_free(error);
+        return;
+    }
+    close(log_file_fd);
+    log_file_fd = fd;
+    corral_log(CORRAL_LEVEL_INFO, "SIGUSR1 received - reopened the log file %s", log_file_path);
+}
+
+void corral_log_close_file(void)
+{
+    if (log_file_fd >= 0)
+        close(log_file_fd);
+    log_file_fd = -1;
+    g_clear_pointer(&log_file_path, g_free);
+}
+
+/* One write() per line keeps lines whole when other processes append to
+ * the same file or share stderr. */
+static void write_line(const char *line, size_t len)
+{
+    int fd = log_file_fd >= 0 ? log_file_fd : STDERR_FILENO;
+
+    while (len > 0) {
+        ssize_t written = write(fd, line, len);
+
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written <= 0)
+            return;
+        line += written;
+        len -= (size_t)written;
+    }
+}
+
 void corral_logv(corral_level level, const char *fmt, va_list args)
 {
     char text[4096];
     char stamp[32];
+    char line[4200];
     struct timeval now;
     struct tm tm;
+    int len;
 
     if (level == CORRAL_LEVEL_DEBUG && !log_debug_enabled)
         return;
     vsnprintf(text, sizeof(text), fmt, args);
 
-    /* One fprintf per line keeps lines whole when children share stderr. */
-    if (log_to_journal) {
-        fprintf(stderr, "<%d>%s: %s\n", level_priorities[level], level_names[level], text);
-        return;
+    if (log_to_journal && log_file_fd < 0) {
+        len = snprintf(line, sizeof(line), "<%d>%s: %s\n", level_priorities[level],
+                       level_names[level], text);
+    } else {
+        gettimeofday(&now, NULL);
+        localtime_r(&now.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+        len = snprintf(line, sizeof(line), "%s.%03ld %s: %s\n", stamp,
+                       (long)(now.tv_usec / 1000), level_names[level], text);
     }
-    gettimeofday(&now, NULL);
-    localtime_r(&now.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ld %s: %s\n", stamp, (long)(now.tv_usec / 1000), level_names[level], text);
+    if (len < 0)
+        return;
+    if ((size_t)len >= sizeof(line)) {
+        len = sizeof(line) - 1;
+        line[len - 1] = '\n';
+    }
+    write_line(line, (size_t)len);
 }
 
 void corral_log(corral_level level, const char *fmt, ...)

@@ -62,6 +62,11 @@ struct corral_service {
     /* Counters for operators. */
     uint64_t spawned_total;
     uint64_t connections_dropped;
+    uint64_t last_drop_usec;             /* host clock of the last drop; 0 = never */
+    uint64_t exit_failures_total;        /* non-zero exits and deaths by signal */
+    uint64_t throttled_until_usec;       /* host clock; meaningful while throttled */
+    unsigned throttle_msecs;             /* length of the current throttle */
+    bool stopped_by_operator;            /* corralctl/doveadm service stop */
 };
 typedef struct corral_service corral_service;
 
@@ -107,6 +112,18 @@ void corral_service_timer_remove(corral_service *svc, corral_timer *timer);
 /* Called by the reaper for each of this service's processes. */
 void corral_service_process_exited(corral_service *svc, corral_process_record *record,
                                    int wait_status);
+
+/* corralctl service stop and doveadm's STOP: stops monitoring, closes the
+ * listeners, the status pipe and the master-dead pipe, so the processes
+ * finish their clients and leave.  None of them counts as available any
+ * more.  The service stays configured, with stopped_by_operator set. */
+void corral_service_stop_by_operator(corral_service *svc);
+/* corralctl service start: opens the listeners and pipes again and starts
+ * monitoring anew with a fresh policy instance (service_new, start,
+ * started), as at startup.  Fails when the service was not stopped by an
+ * operator, the policy refuses, or a listener cannot be opened; the
+ * service then stays stopped. */
+bool corral_service_start_by_operator(corral_service *svc, GError **error);
 
 /* The host table every policy instance receives. */
 const corral_host *corral_host_get(void);

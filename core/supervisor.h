@@ -47,6 +47,11 @@ void corral_supervisor_forget_process(corral_supervisor *supervisor,
                                       corral_process_record *record);
 corral_process_record *corral_supervisor_find_process(corral_supervisor *supervisor, pid_t pid);
 
+/* The services of the running configuration (corral_service*, in config
+ * order), for corralctl, doveadm and the metrics.  The array is replaced
+ * by a reload: look it up again rather than keep it. */
+GPtrArray *corral_supervisor_services(corral_supervisor *supervisor);
+
 /* Reaps every child that has exited. */
 void corral_supervisor_reap(corral_supervisor *supervisor);
 /* Frees retired generations whose last process has been reaped. */
