@@ -37,6 +37,15 @@ struct fake_process {
     struct fake_process *next;
 };
 
+/* One array handed out by fake_host_policy_values(), with the copies of
+ * its string values. */
+struct policy_values {
+    corral_policy_value *values;
+    char **strings;
+    size_t count;
+    struct policy_values *next;
+};
+
 struct corral_service {
     corral_service_state state;
     char *name;
@@ -64,6 +73,7 @@ static struct {
     uint32_t *random_values;
     size_t random_count, random_next;
     uint32_t random_state;
+    struct policy_values *policy_values; /* from fake_host_policy_values() */
 } fake;
 
 /* ------------------------------------------------------------------ */
@@ -617,6 +627,15 @@ void fake_host_deinit(void)
         fake.timers = timer->next;
         free(timer);
     }
+    while (fake.policy_values != NULL) {
+        struct policy_values *pv = fake.policy_values;
+        fake.policy_values = pv->next;
+        for (size_t i = 0; i < pv->count; i++)
+            free(pv->strings[i]);
+        free(pv->strings);
+        free(pv->values);
+        free(pv);
+    }
     fake_host_clear_actions();
     free(fake.actions);
     free(fake.random_values);
@@ -626,6 +645,148 @@ void fake_host_deinit(void)
 const corral_host *fake_host_get(void)
 {
     return &fake_host_table;
+}
+
+int fake_host_setup(void **state)
+{
+    (void)state;
+    fake_host_init();
+    return 0;
+}
+
+int fake_host_teardown(void **state)
+{
+    (void)state;
+    fake_host_deinit();
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Policy key values, parsed as core/policy-loader.c does.             */
+
+static bool parse_number(const char *text, uint64_t *value, const char **rest)
+{
+    char *end;
+
+    if (*text < '0' || *text > '9')
+        return false;
+    *value = strtoull(text, &end, 10);
+    *rest = end;
+    return true;
+}
+
+static bool parse_duration_msecs(const char *text, uint64_t *msecs)
+{
+    static const struct { const char *suffix; uint64_t msecs; } units[] = {
+        { "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+    };
+    const char *unit;
+    uint64_t number;
+
+    if (!parse_number(text, &number, &unit))
+        return false;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(unit, units[i].suffix) == 0) {
+            *msecs = number * units[i].msecs;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void parse_policy_value(const corral_policy_key *key, const char *text,
+                               corral_policy_value *value, char **string_copy)
+{
+    const char *rest = "";
+    uint64_t max = key->max != 0 ? key->max : UINT64_MAX;
+    bool ok;
+
+    switch (key->type) {
+    case CORRAL_KEY_BOOL:
+        value->b = strcmp(text, "yes") == 0 || strcmp(text, "true") == 0 || strcmp(text, "1") == 0;
+        if (!value->b && strcmp(text, "no") != 0 && strcmp(text, "false") != 0 &&
+            strcmp(text, "0") != 0)
+            fail_msg("policy key %s: '%s' is not a boolean", key->name, text);
+        return;
+    case CORRAL_KEY_STRING:
+        *string_copy = strdup(text);
+        assert_non_null(*string_copy);
+        value->s = *string_copy;
+        return;
+    case CORRAL_KEY_UINT:
+        ok = parse_number(text, &value->u, &rest) && *rest == '\0';
+        break;
+    case CORRAL_KEY_DURATION:
+        ok = parse_duration_msecs(text, &value->u);
+        break;
+    default:
+        ok = false;
+    }
+    if (!ok)
+        fail_msg("policy key %s: cannot parse '%s'", key->name, text);
+    if (value->u < key->min || value->u > max)
+        fail_msg("policy key %s: '%s' is outside %llu..%llu", key->name, text,
+                 (unsigned long long)key->min, (unsigned long long)max);
+}
+
+/* "name=value" -> "value" if the setting is for `name`, else NULL. */
+static const char *setting_value(const char *setting, const char *name)
+{
+    size_t length = strlen(name);
+
+    return strncmp(setting, name, length) == 0 && setting[length] == '=' ? setting + length + 1
+                                                                        : NULL;
+}
+
+static void check_settings_are_declared(const corral_policy *policy, const char *const *settings)
+{
+    for (size_t i = 0; settings != NULL && settings[i] != NULL; i++) {
+        const corral_policy_key *key = policy->keys;
+
+        while (key != NULL && key->name != NULL && setting_value(settings[i], key->name) == NULL)
+            key++;
+        if (key == NULL || key->name == NULL)
+            fail_msg("policy %s declares no key for '%s'", policy->name, settings[i]);
+    }
+}
+
+static const char *setting_for(const char *const *settings, const char *name)
+{
+    const char *found = NULL;
+
+    for (size_t i = 0; settings != NULL && settings[i] != NULL; i++) {
+        if (setting_value(settings[i], name) != NULL)
+            found = setting_value(settings[i], name); /* the last one wins */
+    }
+    return found;
+}
+
+const corral_policy_value *fake_host_policy_values(const corral_policy *policy,
+                                                   const char *const *settings)
+{
+    struct policy_values *pv = calloc(1, sizeof(*pv));
+
+    assert_non_null(pv);
+    while (policy->keys != NULL && policy->keys[pv->count].name != NULL)
+        pv->count++;
+    pv->values = calloc(pv->count + 1, sizeof(*pv->values));
+    pv->strings = calloc(pv->count + 1, sizeof(*pv->strings));
+    assert_non_null(pv->values);
+    assert_non_null(pv->strings);
+    pv->next = fake.policy_values;
+    fake.policy_values = pv;
+
+    check_settings_are_declared(policy, settings);
+    for (size_t i = 0; i < pv->count; i++) {
+        const corral_policy_key *key = &policy->keys[i];
+        const char *text = setting_for(settings, key->name);
+
+        if (text == NULL)
+            text = key->default_value != NULL ? key->default_value
+                                              : key->type == CORRAL_KEY_STRING ? "" : "0";
+        parse_policy_value(key, text, &pv->values[i], &pv->strings[i]);
+    }
+    return pv->values;
 }
 
 corral_service *fake_host_add_service(const fake_service_settings *settings,

@@ -125,6 +125,9 @@ void fake_host_init(void);
  * everything else. */
 void fake_host_deinit(void);
 const corral_host *fake_host_get(void);
+/* fake_host_init() and fake_host_deinit() as cmocka setup and teardown. */
+int fake_host_setup(void **state);
+int fake_host_teardown(void **state);
 
 /* Adds a service run by `policy` (NULL: no policy; its spawns still count
  * for spawn_counter).  `values` go to service_new, which must succeed. */
@@ -143,6 +146,15 @@ void fake_host_started(corral_service *svc);
  * and removes the service's timers.  Returns how many timers the policy
  * had left armed. */
 unsigned fake_host_stop(corral_service *svc);
+
+/* Values for `policy`'s keys as the core would hand them over: each key
+ * takes its value from `settings` ("name=value" strings, NULL-terminated;
+ * NULL for none) or else its declared default, checked against the key's
+ * range.  Durations are "500ms", "2s", "3m", "1h", or bare seconds.  Fails
+ * the test on an unknown key or a bad value.  The array lives until
+ * fake_host_deinit(). */
+const corral_policy_value *fake_host_policy_values(const corral_policy *policy,
+                                                   const char *const *settings);
 
 /* ------------------------------------------------------------------ */
 /* Clock and randomness.                                               */
