@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <glib-unix.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,7 +53,7 @@ void corral_child_log_parse(const char *line, corral_child_log_line *parsed)
         return;
     errno = 0;
     pid = strtol(line + 2, &end, 10);
-    if (end == line + 2 || *end != ' ' || pid <= 0 || errno != 0)
+    if (end == line + 2 || *end != ' ' || pid <= 0 || pid > INT_MAX || errno != 0)
         return;
     end++;
     if (p[1] & FLAG_PREFIX_LENGTH) {

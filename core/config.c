@@ -453,25 +453,45 @@ static bool read_text(const char *path, GString *text, GError **error)
 }
 
 /* GKeyFile's messages carry no line number: the first prefix of the text
- * that fails to parse ends at the offending line. */
+ * that fails to parse ends at the offending line.  Once a prefix fails,
+ * every longer one fails too, so a binary search over the line ends finds
+ * it in O(log n) parses instead of one parse per line. */
+static bool prefix_parses(const GString *text, gsize len)
+{
+    GKeyFile *probe = g_key_file_new();
+    bool parsed = g_key_file_load_from_data(probe, text->str, len, G_KEY_FILE_NONE, NULL);
+
+    g_key_file_free(probe);
+    return parsed;
+}
+
 static unsigned find_syntax_error_line(const GString *text)
 {
+    GArray *ends = g_array_new(FALSE, FALSE, sizeof(gsize));
+    guint good = 0, bad; /* line counts: a prefix known to parse, one known to fail */
     unsigned line = 0;
 
     for (gsize end = 0; end < text->len; end++) {
-        GKeyFile *probe;
-        bool parsed;
+        gsize prefix;
 
         end += strcspn(text->str + end, "\n");
-        line++;
-        probe = g_key_file_new();
-        parsed = g_key_file_load_from_data(probe, text->str, MIN(end + 1, text->len),
-                                           G_KEY_FILE_NONE, NULL);
-        g_key_file_free(probe);
-        if (!parsed)
-            return line;
+        prefix = MIN(end + 1, text->len);
+        g_array_append_val(ends, prefix);
     }
-    return 0;
+    bad = ends->len;
+    if (bad > 0 && !prefix_parses(text, g_array_index(ends, gsize, bad - 1))) {
+        while (bad - good > 1) {
+            guint middle = good + (bad - good) / 2;
+
+            if (prefix_parses(text, g_array_index(ends, gsize, middle - 1)))
+                good = middle;
+            else
+                bad = middle;
+        }
+        line = bad;
+    }
+    g_array_unref(ends);
+    return line;
 }
 
 static config_file *config_file_load(const char *path, GError **error)
@@ -479,8 +499,22 @@ static config_file *config_file_load(const char *path, GError **error)
     GString *text = g_string_new(NULL);
     GError *parse_error = NULL;
     config_file *file;
+    const char *nul;
 
     if (!read_text(path, text, error)) {
+        g_string_free(text, TRUE);
+        return NULL;
+    }
+    /* GKeyFile reads past a NUL byte but the line scan stops there, so
+     * headers after it would escape the checks. */
+    nul = memchr(text->str, '\0', text->len);
+    if (nul != NULL) {
+        unsigned line = 1;
+
+        for (const char *p = text->str; p < nul; p++)
+            line += *p == '\n';
+        fail_at_line(error, CORRAL_CONFIG_ERROR_SYNTAX, path, line, NULL,
+                     "contains a NUL byte");
         g_string_free(text, TRUE);
         return NULL;
     }
@@ -917,6 +951,31 @@ static bool parse_chroot(service_draft *draft, const char *value,
     return true;
 }
 
+static bool parse_shadow_policies(service_draft *draft, const char *value, char **problem)
+{
+    char **names = g_strsplit_set(value, ", ", -1);
+    GPtrArray *kept = g_ptr_array_new();
+
+    for (char **name = names; *name != NULL; name++) {
+        if (**name == '\0')
+            continue;
+        for (const char *c = *name; *c != '\0'; c++) {
+            if (!g_ascii_isalnum(*c) && *c != '_' && *c != '-') {
+                set_problem(problem, "'%s' is not a policy name", *name);
+                g_ptr_array_free(kept, TRUE);
+                g_strfreev(names);
+                return false;
+            }
+        }
+        g_ptr_array_add(kept, g_strdup(*name));
+    }
+    g_strfreev(names);
+    g_ptr_array_add(kept, NULL);
+    g_strfreev(draft->service->shadow_policies);
+    draft->service->shadow_policies = (char **)g_ptr_array_free(kept, FALSE);
+    return true;
+}
+
 static bool parse_allow_root(service_draft *draft, const char *value, char **problem)
 {
     return corral_parse_bool(value, &draft->service->allow_root, problem);
@@ -999,6 +1058,7 @@ static const struct service_key {
     { "extra_groups", parse_extra_groups },
     { "chroot", parse_chroot },
     { "allow_root", parse_allow_root },
+    { "shadow_policies", parse_shadow_policies },
     { "first_status_timeout", parse_first_status_timeout },
     { "listen_backlog", parse_listen_backlog },
     { "inet_listener", parse_inet_listener },
@@ -1041,6 +1101,7 @@ static void service_config_free(gpointer data)
     g_free(service->group);
     g_free(service->extra_groups);
     g_free(service->chroot);
+    g_strfreev(service->shadow_policies);
     g_ptr_array_unref(service->listeners);
     g_hash_table_unref(service->policy_keys);
     g_hash_table_unref(service->key_lines);

@@ -65,6 +65,7 @@ typedef struct corral_service_config {
 
     char *user, *group, *extra_groups, *chroot; /* NULL when unset */
     bool allow_root;         /* may run as uid 0 when corrald is root */
+    char **shadow_policies;  /* policies that only journal; NULL if none */
 
     GPtrArray *listeners;    /* corral_listener_config*, in file order */
     /* Keys the core does not know, for the policy: name -> value (char*). */

@@ -49,7 +49,7 @@ corral_generation *corral_generation_build(struct corral_supervisor *supervisor,
             g_error_free(local);
             goto fail;
         }
-        svc = corral_service_new(supervisor, sc, module, error);
+        svc = corral_service_new(supervisor, sc, module, generation->loader, error);
         if (svc == NULL) {
             corral_policy_module_unref(module);
             goto fail;

@@ -14,6 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "socket-activation.h"
+
 static bool fill_inet_address(const corral_listener_config *config,
                               struct sockaddr_storage *addr, socklen_t *len)
 {
@@ -173,17 +175,20 @@ corral_listener *corral_listener_open(const corral_listener_config *config, int 
                                       GError **error)
 {
     corral_listener *listener = g_new0(corral_listener, 1);
+    int passed = corral_socket_activation_take(config);
 
     listener->config = config;
     if (config->kind == CORRAL_LISTENER_UNIX) {
         listener->label = g_strdup(config->path);
-        listener->fd = open_unix(config, config->path, backlog, error);
+        listener->fd = passed >= 0 ? passed : open_unix(config, config->path, backlog, error);
     } else {
         listener->label = strchr(config->address, ':') != NULL
                               ? g_strdup_printf("[%s]:%u", config->address, config->port)
                               : g_strdup_printf("%s:%u", config->address, config->port);
-        listener->fd = open_inet(config, listener->label, backlog, error);
+        listener->fd = passed >= 0 ? passed : open_inet(config, listener->label, backlog, error);
     }
+    /* A passed unix socket's path belongs to the service manager. */
+    listener->keep_path = passed >= 0;
     if (listener->fd < 0) {
         g_free(listener->label);
         g_free(listener);

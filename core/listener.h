@@ -23,7 +23,8 @@ typedef struct corral_listener {
      * path until corral_listener_commit() renames it into place. */
     char *pending_path;
     struct corral_listener *replaces;
-    bool keep_path; /* its path now belongs to a successor: do not unlink */
+    bool keep_path; /* its path belongs to a successor or, for a socket passed
+                     * by systemd, to the service manager: do not unlink */
 } corral_listener;
 
 /* Opens the socket described by `config` with `backlog`.  Unix sockets get

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "corral-build.h"
+#include "shadow.h"
 
 struct corral_policy_loader {
     char **search_path;
@@ -317,9 +318,11 @@ static size_t key_count(const corral_policy *policy)
     return count;
 }
 
-corral_policy_value *corral_policy_values_parse(const corral_policy_module *module,
-                                                const corral_service_config *service,
-                                                GError **error)
+/* Parses the keys of `keys` (name -> text) for `module`; `prefix` is put
+ * back in front of key names in messages ("queue." for a shadow). */
+static corral_policy_value *parse_values(const corral_policy_module *module,
+                                         const corral_service_config *service, GHashTable *keys,
+                                         const char *prefix, GError **error)
 {
     const corral_policy *policy = module->policy;
     size_t count = key_count(policy);
@@ -327,31 +330,35 @@ corral_policy_value *corral_policy_values_parse(const corral_policy_module *modu
     GHashTableIter iter;
     gpointer name, text;
 
-    g_hash_table_iter_init(&iter, service->policy_keys);
+    g_hash_table_iter_init(&iter, keys);
     while (g_hash_table_iter_next(&iter, &name, &text)) {
         if (find_key(policy, name) == NULL) {
-            char *where = key_location(service, name);
+            char *full = g_strconcat(prefix, (const char *)name, NULL);
+            char *where = key_location(service, full);
             g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_KEY,
                         "%s: [service %s] %s: unknown key (policy '%s' does not declare it)",
-                        where, service->name, (const char *)name, policy->name);
+                        where, service->name, full, policy->name);
             g_free(where);
+            g_free(full);
             goto fail;
         }
     }
     for (size_t i = 0; i < count; i++) {
         const corral_policy_key *key = &policy->keys[i];
-        const char *configured = g_hash_table_lookup(service->policy_keys, key->name);
+        const char *configured = g_hash_table_lookup(keys, key->name);
         const char *source = configured != NULL ? configured : key->default_value;
         char *problem = NULL;
 
         if (source == NULL)
             source = key->type == CORRAL_KEY_STRING ? "" : "0";
         if (!parse_key_value(key, source, &values[i], &problem)) {
-            char *where = key_location(service, key->name);
+            char *full = g_strconcat(prefix, key->name, NULL);
+            char *where = key_location(service, full);
             g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [service %s] %s: %s%s", where, service->name, key->name,
+                        "%s: [service %s] %s: %s%s", where, service->name, full,
                         problem, configured != NULL ? "" : " (the policy's own default)");
             g_free(where);
+            g_free(full);
             g_free(problem);
             goto fail;
         }
@@ -360,6 +367,49 @@ corral_policy_value *corral_policy_values_parse(const corral_policy_module *modu
 fail:
     corral_policy_values_free(module, values);
     return NULL;
+}
+
+corral_policy_value *corral_policy_values_parse(const corral_policy_module *module,
+                                                const corral_service_config *service,
+                                                GError **error)
+{
+    GHashTable *own = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTableIter iter;
+    gpointer name, text;
+    corral_policy_value *values;
+
+    /* "NAME.key" belongs to shadow policy NAME, not to the active one. */
+    g_hash_table_iter_init(&iter, service->policy_keys);
+    while (g_hash_table_iter_next(&iter, &name, &text)) {
+        if (!corral_shadows_owns_key((const char *const *)service->shadow_policies, name))
+            g_hash_table_insert(own, name, text);
+    }
+    values = parse_values(module, service, own, "", error);
+    g_hash_table_destroy(own);
+    return values;
+}
+
+corral_policy_value *corral_policy_values_parse_prefixed(const corral_policy_module *module,
+                                                         const corral_service_config *service,
+                                                         const char *shadow_name,
+                                                         GError **error)
+{
+    GHashTable *own = g_hash_table_new(g_str_hash, g_str_equal);
+    char *prefix = g_strconcat(shadow_name, ".", NULL);
+    size_t prefix_len = strlen(prefix);
+    GHashTableIter iter;
+    gpointer name, text;
+    corral_policy_value *values;
+
+    g_hash_table_iter_init(&iter, service->policy_keys);
+    while (g_hash_table_iter_next(&iter, &name, &text)) {
+        if (strncmp(name, prefix, prefix_len) == 0)
+            g_hash_table_insert(own, (char *)name + prefix_len, text);
+    }
+    values = parse_values(module, service, own, prefix, error);
+    g_hash_table_destroy(own);
+    g_free(prefix);
+    return values;
 }
 
 void corral_policy_values_free(const corral_policy_module *module, corral_policy_value *values)

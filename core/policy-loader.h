@@ -52,6 +52,12 @@ void corral_policy_module_unref(corral_policy_module *module);
 corral_policy_value *corral_policy_values_parse(const corral_policy_module *module,
                                                 const corral_service_config *service,
                                                 GError **error);
+/* The same for shadow policy `shadow_name`, from the service's
+ * "shadow_name.key" entries. */
+corral_policy_value *corral_policy_values_parse_prefixed(const corral_policy_module *module,
+                                                         const corral_service_config *service,
+                                                         const char *shadow_name,
+                                                         GError **error);
 void corral_policy_values_free(const corral_policy_module *module, corral_policy_value *values);
 
 #endif

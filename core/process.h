@@ -18,6 +18,7 @@ typedef struct corral_process_record {
     uint32_t generation;          /* GENERATION given to this process */
     guint first_status_timer;     /* armed until the first valid record */
     GList link;                   /* in the service's creation-ordered queue */
+    corral_process *shadow_views; /* one per shadow policy, or NULL */
 } corral_process_record;
 
 /* Dovecot's exit text ("child 123 returned error 3", "child 123 killed

@@ -45,9 +45,11 @@ struct corral_timer {
  * the core alone finishes the work. */
 #define POLICY_CALL(svc, method, ...)                                             \
     do {                                                                          \
-        if ((svc)->monitoring && !(svc)->state.stopping &&                        \
-            (svc)->policy_module->policy->method != NULL)                         \
-            (svc)->policy_module->policy->method((svc)->policy_state, ##__VA_ARGS__); \
+        if ((svc)->monitoring && !(svc)->state.stopping) {                        \
+            if ((svc)->policy_module->policy->method != NULL)                     \
+                (svc)->policy_module->policy->method((svc)->policy_state, ##__VA_ARGS__); \
+            corral_shadows_##method((svc)->shadows, ##__VA_ARGS__);               \
+        }                                                                         \
     } while (0)
 
 static void close_fd(int *fd)
@@ -279,7 +281,8 @@ static void sync_limits_into_state(corral_service *svc)
 
 corral_service *corral_service_new(struct corral_supervisor *supervisor,
                                    const corral_service_config *config,
-                                   corral_policy_module *module, GError **error)
+                                   corral_policy_module *module, corral_policy_loader *loader,
+                                   GError **error)
 {
     corral_service *svc = g_new0(corral_service, 1);
     char *problem = NULL;
@@ -312,6 +315,11 @@ corral_service *corral_service_new(struct corral_supervisor *supervisor,
                     problem != NULL ? problem : "no reason given");
         free(problem);
         goto fail;
+    }
+    if (config->shadow_policies != NULL && config->shadow_policies[0] != NULL) {
+        svc->shadows = corral_shadows_new(svc, loader, error);
+        if (svc->shadows == NULL)
+            goto fail;
     }
     return svc;
 fail:
@@ -601,6 +609,7 @@ static void forget_process(corral_service *svc, corral_process_record *record)
     if (record->first_status_timer != 0)
         g_source_remove(record->first_status_timer);
     g_queue_unlink(&svc->processes, &record->link);
+    corral_shadows_free_views(svc->shadows, record->shadow_views);
     corral_supervisor_forget_process(svc->supervisor, record);
     g_free(record);
 }
@@ -612,6 +621,7 @@ void corral_service_free(corral_service *svc)
     corral_service_stop(svc);
     if (svc->policy_state != NULL && svc->policy_module->policy->service_free != NULL)
         svc->policy_module->policy->service_free(svc->policy_state);
+    corral_shadows_free(svc->shadows);
     remove_all_timers(svc); /* anything the plugin armed in service_free */
     while (svc->processes.head != NULL)
         forget_process(svc, svc->processes.head->data);
@@ -719,6 +729,7 @@ bool corral_service_spawn(corral_service *svc)
     record->service = svc;
     record->generation = generation;
     record->link.data = record;
+    record->shadow_views = corral_shadows_new_views(svc->shadows);
     g_queue_push_tail_link(&svc->processes, &record->link);
     corral_supervisor_add_process(svc->supervisor, record);
     record->first_status_timer = g_timeout_add(svc->config->first_status_timeout_msecs,
@@ -925,6 +936,31 @@ void corral_service_stop_by_operator(corral_service *svc)
     svc->stopped_by_operator = true;
 }
 
+/* The policy was promised no callback after stop(): a fresh instance
+ * starts the service, as at startup.  The old one forgets the processes
+ * it knew, which now reach the new one only through process_exited(). */
+static bool renew_policy_state(corral_service *svc, GError **error)
+{
+    const corral_policy *policy = svc->policy_module->policy;
+    char *problem = NULL;
+
+    if (svc->policy_state != NULL && policy->service_free != NULL)
+        policy->service_free(svc->policy_state);
+    remove_all_timers(svc);
+    for (GList *link = svc->processes.head; link != NULL; link = link->next)
+        ((corral_process_record *)link->data)->view.policy_data = NULL;
+    svc->policy_state = policy->service_new(corral_host_get(), svc, svc->policy_values, &problem);
+    if (svc->policy_state == NULL) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "%s: [service %s] policy %s (%s): init failed: %s", svc->config->file,
+                    svc->config->name, svc->policy_module->name, svc->policy_module->path,
+                    problem != NULL ? problem : "no reason given");
+        free(problem);
+        return false;
+    }
+    return true;
+}
+
 bool corral_service_start_by_operator(corral_service *svc, GError **error)
 {
     if (!svc->stopped_by_operator) {
@@ -937,6 +973,8 @@ bool corral_service_start_by_operator(corral_service *svc, GError **error)
                     "corrald is shutting down");
         return false;
     }
+    if (!renew_policy_state(svc, error))
+        return false;
     if (!open_listeners(svc, error) ||
         !make_pipe(svc, svc->status_pipe, "status", error) ||
         !make_pipe(svc, svc->dead_pipe, "the master-dead pipe", error)) {

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "policy-loader.h"
 #include "process.h"
+#include "shadow.h"
 
 struct corral_supervisor;
 
@@ -32,6 +33,7 @@ struct corral_service {
     corral_policy_module *policy_module;
     corral_policy_value *policy_values;
     void *policy_state;
+    corral_shadows *shadows;             /* NULL without shadow_policies */
 
     GPtrArray *listeners;                /* corral_listener* */
     bool monitoring;                     /* started and not stopped */
@@ -74,7 +76,8 @@ typedef struct corral_service corral_service;
  * policy's state.  Nothing is spawned until corral_service_start(). */
 corral_service *corral_service_new(struct corral_supervisor *supervisor,
                                    const corral_service_config *config,
-                                   corral_policy_module *module, GError **error);
+                                   corral_policy_module *module, corral_policy_loader *loader,
+                                   GError **error);
 void corral_service_free(corral_service *svc);
 
 /* Creates the pipes and starts monitoring: the policy's start() runs. */

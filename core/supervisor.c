@@ -12,6 +12,7 @@
 #include "generation.h"
 #include "rlimits.h"
 #include "log.h"
+#include "sd-notify.h"
 #include "service.h"
 #include "signals.h"
 
@@ -209,6 +210,7 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
                     "corrald is shutting down");
         return false;
     }
+    corral_notify_reloading();
     config = corral_config_load(old->config->main_file, &local);
     if (config != NULL) {
         supervisor->predecessor = old;
@@ -226,6 +228,7 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     if (fresh == NULL) {
         log_error("Config reload failed: %s", local->message);
         g_propagate_error(error, local);
+        corral_notify_ready();
         return false;
     }
 
@@ -244,6 +247,7 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     }
     log_info("Configuration reloaded: %u service%s", fresh->services->len,
              fresh->services->len == 1 ? "" : "s");
+    corral_notify_ready();
     return true;
 }
 
@@ -298,6 +302,7 @@ void corral_supervisor_shutdown(corral_supervisor *supervisor)
     if (supervisor->stopping)
         return;
     supervisor->stopping = true;
+    corral_notify_stopping();
     corral_generation_stop(supervisor->current);
     supervisor->shutdown_deadline_usec =
         corral_supervisor_now_usec() + SHUTDOWN_WAIT_MSECS * (uint64_t)1000;
@@ -347,6 +352,7 @@ int corral_supervisor_run(corral_supervisor *supervisor)
              supervisor->current->services->len == 1 ? "" : "s");
 
     if (corral_generation_start(supervisor->current, &error)) {
+        corral_notify_ready();
         g_main_loop_run(supervisor->loop);
     } else {
         log_error("%s", error->message);

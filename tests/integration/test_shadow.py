@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: MIT
+"""Shadow policies see every event but only write to the decision journal."""
+from harness import ECHO_WORKER, SANITIZED, CorraldTestCase, echo_once, free_port
+
+VSZ = "vsz_limit = 0\n" if SANITIZED else ""
+
+
+class ShadowPolicies(CorraldTestCase):
+    def test_shadow_journals_decisions_while_only_the_active_policy_acts(self):
+        port = free_port()
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 1\n"
+                         f"process_limit = 20\nclient_limit = 1\n{VSZ}"
+                         "shadow_policies = dynamic\ndynamic.start_servers = 6\n"
+                         "dynamic.min_spare = 5\ndynamic.max_spare = 8\n")
+        d.start()
+        # dynamic would start 6; dovecot with min_avail 1 starts one.
+        d.wait_log(r"service\(echo\): shadow dynamic would: spawn a process", 10, count=6)
+        d.wait_children(1)
+        self.assertEqual(echo_once(port, b"shadowed\n"), b"shadowed\n")
+        # Only dovecot's own decisions ran: one process, plus at most the
+        # one it preforks when the first is busy, never dynamic's six.
+        self.assertLessEqual(len(d.children()), 2)
+
+    def test_shadow_keys_are_validated_against_the_shadow(self):
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         "shadow_policies = dynamic\ndynamic.max_spares = 3\n")
+        code, log = d.run_to_exit()
+        self.assertEqual(code, 1)
+        self.assertIn("[service echo] dynamic.max_spares: unknown key (policy 'dynamic'", log)
+
+    def test_unknown_shadow_policy_is_refused(self):
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         "shadow_policies = nonesuch\n")
+        code, log = d.run_to_exit()
+        self.assertEqual(code, 1)
+        self.assertIn("[service echo] shadow_policies: policy 'nonesuch': no nonesuch.so", log)
