@@ -4,6 +4,7 @@
 Every wait is bounded and polls a real event (a log line, a process count,
 a socket state); nothing sleeps in the hope that something happened.
 """
+import json
 import os
 import re
 import shlex
@@ -20,6 +21,7 @@ CORRALD = os.path.join(BUILD, "core", "corrald")
 FIXTURE_WORKER = os.path.join(BUILD, "tests", "fixtures", "fixture-worker")
 FIXTURE_POLICY_DIR = os.path.join(BUILD, "tests", "fixtures")
 ECHO_WORKER = os.path.join(BUILD, "examples", "corral-echo-worker")
+CORRALCTL = os.path.join(BUILD, "core", "corralctl")
 
 # CORRAL_TEST_WRAPPER runs corrald under e.g. valgrind.
 WRAPPER = shlex.split(os.environ.get("CORRAL_TEST_WRAPPER", ""))
@@ -135,6 +137,14 @@ class Corrald:
         self.start(wait_ready=False)
         code = self.proc.wait(timeout * SLOW)
         return code, self.log()
+
+    def status(self, *args):
+        """corralctl --json ARGS, parsed."""
+        out = subprocess.run([CORRALCTL, "-c", self.conf, "--json", *args], capture_output=True,
+                             text=True, timeout=30 * SLOW)
+        if out.returncode != 0:
+            raise AssertionError(f"corralctl {args} failed ({out.returncode}): {out.stderr}")
+        return json.loads(out.stdout)
 
     def log(self):
         with open(self.log_path, "rb") as f:

@@ -112,3 +112,37 @@ class SpawnFailures(CorraldTestCase):
         d.wait_log(r"service\(vanishing\): command startup failed, throttling", 10)
         self.assertIsNone(d.proc.poll())
         self.assertEqual(echo_once(port_good, b"good\n"), b"good\n")
+
+
+class StatusAccounting(CorraldTestCase):
+    def test_process_ignoring_idle_sigint_is_counted_busy(self):
+        port = free_port()
+        d = self.corrald(f"[service deaf]\nexecutable = {FIXTURE_WORKER} ignore-sigint\n"
+                         f"inet_listener = 127.0.0.1:{port}\ntype = startup\n"
+                         f"process_min_avail = 0\nidle_kill = 1\nclient_limit = 3\n{VSZ}")
+        d.start()
+        pid = d.wait_children(1)[0]
+        d.wait_log(rf"service\(deaf\): Process {pid} is ignoring idle SIGINT", 10)
+        service = d.status("status")["services"][0]
+        self.assertEqual(service["process_count"], 1)
+        self.assertEqual(service["process_avail"], 0)
+        process = next(p for p in d.status("processes")["processes"] if p["pid"] == pid)
+        self.assertEqual(process["available_count"], 0)
+
+    def test_forged_records_leave_the_counts_right(self):
+        port = free_port()
+        d = self.corrald(f"[service fx]\nexecutable = {FIXTURE_WORKER} forge\n"
+                         f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 1\n"
+                         f"client_limit = 4\n{VSZ}")
+        d.start()
+        pid = d.wait_children(1)[0]
+        d.wait_log(r"service sent partial status update \(5 bytes\)", 10)
+        # The forged record claimed 7 free slots and the unknown pid 1;
+        # only the valid record (client_limit, 4) may count.
+        wait_until(lambda: any(p["pid"] == pid and p["last_status"]
+                               for p in d.status("processes")["processes"]), 10,
+                   "the valid record")
+        service = d.status("status")["services"][0]
+        self.assertEqual((service["process_count"], service["process_avail"]), (1, 1))
+        process = next(p for p in d.status("processes")["processes"] if p["pid"] == pid)
+        self.assertEqual(process["available_count"], 4)
