@@ -167,6 +167,21 @@ unsigned corral_generation_signal(corral_generation *generation, int signo, bool
     return total;
 }
 
+unsigned corral_generation_quit(corral_generation *generation)
+{
+    unsigned sent = 0;
+
+    for (guint i = 0; i < generation->services->len; i++) {
+        corral_service *svc = g_ptr_array_index(generation->services, i);
+        for (GList *link = svc->processes.head; link != NULL; link = link->next) {
+            corral_process_record *record = link->data;
+            if (kill(record->view.pid, SIGQUIT) == 0)
+                sent++;
+        }
+    }
+    return sent;
+}
+
 corral_listener *corral_generation_find_listener(const corral_generation *generation,
                                                  const corral_listener_config *config)
 {

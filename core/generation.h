@@ -50,6 +50,8 @@ bool corral_generation_any_available(const corral_generation *generation);
 /* Sends `signo` to every process (only initialized ones unless SIGKILL)
  * and logs "Sent SIG... to N NAME processes" per service when asked. */
 unsigned corral_generation_signal(corral_generation *generation, int signo, bool log_each);
+/* Sends SIGQUIT to every process, initialized or not (shutdown). */
+unsigned corral_generation_quit(corral_generation *generation);
 corral_listener *corral_generation_find_listener(const corral_generation *generation,
                                                  const corral_listener_config *config);
 

@@ -65,8 +65,10 @@ static int child_main(void *arg)
     sigset_t none;
     int signo;
 
+    /* Default dispositions, but SIGPIPE stays ignored as Dovecot's
+     * children inherit it: a worker writing to a gone client gets EPIPE. */
     for (signo = 1; signo < NSIG; signo++) {
-        if (signo != SIGKILL && signo != SIGSTOP)
+        if (signo != SIGKILL && signo != SIGSTOP && signo != SIGPIPE)
             (void)sigaction(signo, &dfl, NULL);
     }
     sigemptyset(&none);

@@ -31,6 +31,7 @@ struct corral_supervisor {
     uint32_t last_generation;
     int dev_null;
     bool stopping;
+    bool quitting;                /* SIGQUIT sent: only the final pause is left */
     GMainLoop *loop;
     guint shutdown_timer;
     uint64_t shutdown_deadline_usec;
@@ -259,7 +260,6 @@ static gboolean on_quit_pause_over(gpointer data)
     corral_supervisor *supervisor = data;
 
     supervisor->shutdown_timer = 0;
-    corral_supervisor_reap(supervisor);
     g_main_loop_quit(supervisor->loop);
     return G_SOURCE_REMOVE;
 }
@@ -268,11 +268,11 @@ static gboolean on_quit_pause_over(gpointer data)
  * master can bind the same addresses while busy processes finish. */
 static void send_quit_and_finish(corral_supervisor *supervisor)
 {
-    unsigned sent = corral_generation_signal(supervisor->current, SIGQUIT, false);
+    /* Like Dovecot: every process of the current configuration, reported
+     * or not; processes of retired ones are already on their way out. */
+    unsigned sent = corral_generation_quit(supervisor->current);
 
-    for (guint i = 0; i < supervisor->retiring->len; i++)
-        sent += corral_generation_signal(g_ptr_array_index(supervisor->retiring, i), SIGQUIT,
-                                         false);
+    supervisor->quitting = true;
     if (sent == 0) {
         g_main_loop_quit(supervisor->loop);
         return;
@@ -315,7 +315,10 @@ static void on_signal(const struct signalfd_siginfo *info, void *data)
 
     switch (info->ssi_signo) {
     case SIGCHLD:
-        corral_supervisor_reap(supervisor);
+        /* After the SIGQUITs the master only pauses and leaves, as
+         * Dovecot's does: what dies then is not judged or logged. */
+        if (!supervisor->quitting)
+            corral_supervisor_reap(supervisor);
         break;
     case SIGTERM:
     case SIGINT:
@@ -359,7 +362,8 @@ int corral_supervisor_run(corral_supervisor *supervisor)
         g_clear_error(&error);
         exit_code = 1;
     }
-    corral_supervisor_reap(supervisor);
+    if (!supervisor->quitting)
+        corral_supervisor_reap(supervisor);
     corral_signals_stop();
     return exit_code;
 }

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The README's test command: installs what is missing, builds, and runs the
-# whole suite: a normal build, its integration tests again under valgrind,
-# then everything in an ASan+UBSan build.
+# whole suite: a normal build (unit, integration, operations, interop with
+# real Dovecot, SDK, simulator, man pages), the integration and operations
+# suites again with corrald under valgrind, everything but interop in an
+# ASan+UBSan build, and a short fuzzing session.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -19,7 +21,7 @@ if [ ! -f build-sanitize/build.ninja ]; then
 fi
 ninja -C build-sanitize
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-sanitize --print-errorlogs --num-processes 2
+    meson test -C build-sanitize --print-errorlogs --num-processes 2 --no-suite interop
 
 # A short libFuzzer session per fuzzer (configuration loader, status reader,
 # child-log parser) in a separate clang ASan+UBSan build: the fuzzers need
