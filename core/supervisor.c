@@ -46,8 +46,8 @@ corral_supervisor *corral_supervisor_get(void)
 
 const corral_config *corral_supervisor_config(const corral_supervisor *supervisor)
 {
-    /* While a generation is being built, services ask for its config
-     * through their own service config; this is the running one. */
+    /* While a reload builds a generation, its services must see the
+     * configuration they come from, not the running one. */
     return supervisor->building_config != NULL ? supervisor->building_config
                                                : supervisor->current->config;
 }
