@@ -154,6 +154,7 @@ struct corral_worker {
     bool accepting_stopped;  /* the master is gone: listeners closed */
     corral_worker_timer *accept_retry_timer;
     bool accept_paused;      /* accept() failed; the timer resumes it */
+    bool slot_freed;         /* a client left during this loop iteration */
 
     struct cw_status status;
     struct cw_watch dead_watch;

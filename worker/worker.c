@@ -190,8 +190,9 @@ static void client_gone(corral_worker *worker)
         /* Nobody left to serve and nobody can send more. */
         corral_worker_stop(worker);
     } else {
-        listeners_update(worker);
-        cw_status_update(worker);
+        /* Settled after the loop iteration (take_waiting_clients), not in
+         * the middle of a callback. */
+        worker->slot_freed = true;
     }
 }
 
@@ -215,6 +216,39 @@ static void listener_ready(struct cw_watch *watch, uint32_t revents)
             break;
         }
     }
+}
+
+/* Once per loop iteration in which clients left: a client already
+ * waiting in a listener's queue is taken before going back to sleep.
+ * Under load that saves watching the listener again and being woken for
+ * it, and the two status records of a slot that would stay free for a few
+ * microseconds: the count never leaves 0, so nothing is sent. */
+static void take_waiting_clients(corral_worker *worker)
+{
+    unsigned budget = 64;
+
+    worker->slot_freed = false;
+    for (unsigned i = 0; i < worker->listener_count; i++) {
+        struct cw_listener *listener = &worker->listeners[i];
+
+        while (budget > 0 && worker->available > 0 && !worker->stopping &&
+               !worker->accepting_stopped && !worker->accept_paused && listener->fd >= 0 &&
+               !listener->replaced) {
+            int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+            budget--;
+            if (fd >= 0)
+                conn_accepted(worker, listener, fd);
+            else if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            else if (!accept_error_is_transient(errno)) {
+                accept_failed(worker, listener);
+                break;
+            }
+        }
+    }
+    listeners_update(worker);
+    cw_status_update(worker);
 }
 
 static void conn_ready(struct cw_watch *watch, uint32_t revents)
@@ -651,6 +685,8 @@ int corral_worker_run(corral_worker *worker)
             status = EXIT_FAILURE;
             break;
         }
+        if (worker->slot_freed && !worker->stopping)
+            take_waiting_clients(worker);
     }
     worker->running = false;
     listeners_update(worker);
