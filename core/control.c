@@ -215,6 +215,41 @@ static void command_processes(corral_control *control, corral_stream_client *cli
     g_ptr_array_unref(services);
 }
 
+/* The shadow policies' would-be decisions, oldest first. */
+static void command_journal(corral_control *control, corral_stream_client *client, char **args)
+{
+    GPtrArray *services = select_services(control, client, args);
+    JsonBuilder *builder;
+
+    if (services == NULL)
+        return;
+    builder = json_builder_new();
+    json_builder_begin_object(builder);
+    json_builder_set_member_name(builder, "decisions");
+    json_builder_begin_array(builder);
+    for (guint i = 0; i < services->len; i++) {
+        const corral_service *svc = g_ptr_array_index(services, i);
+        const GQueue *journal = corral_shadows_journal(svc->shadows);
+
+        for (GList *link = journal != NULL ? journal->head : NULL; link != NULL;
+             link = link->next) {
+            const corral_decision *decision = link->data;
+
+            json_builder_begin_object(builder);
+            add_string(builder, "service", svc->config->name);
+            add_string(builder, "policy", decision->policy);
+            add_time(builder, "time", corral_report_unix_time(decision->usec));
+            add_string(builder, "decision", decision->text);
+            json_builder_end_object(builder);
+        }
+    }
+    json_builder_end_array(builder);
+    json_builder_end_object(builder);
+    answer(client, builder);
+    g_object_unref(builder);
+    g_ptr_array_unref(services);
+}
+
 static void command_metrics(corral_control *control, corral_stream_client *client, char **args)
 {
     JsonBuilder *builder = json_builder_new();
@@ -386,6 +421,7 @@ static const struct {
 } commands[] = {
     { "status", command_status },
     { "processes", command_processes },
+    { "journal", command_journal },
     { "metrics", command_metrics },
     { "reload", command_reload },
     { "stop", command_stop },

@@ -343,6 +343,24 @@ static void print_processes(JsonObject *answer)
     table_print_and_free(&t);
 }
 
+static void print_journal(JsonObject *answer)
+{
+    static const char *const headers[] = { "TIME", "SERVICE", "SHADOW", "WOULD", NULL };
+    JsonArray *decisions = json_object_get_array_member(answer, "decisions");
+    table t;
+
+    table_init(&t, headers);
+    for (guint i = 0; decisions != NULL && i < json_array_get_length(decisions); i++) {
+        JsonObject *d = json_array_get_object_element(decisions, i);
+
+        table_add(&t, time_cell(d, "time"));
+        table_add(&t, g_strdup(json_object_get_string_member_with_default(d, "service", "?")));
+        table_add(&t, g_strdup(json_object_get_string_member_with_default(d, "policy", "?")));
+        table_add(&t, g_strdup(json_object_get_string_member_with_default(d, "decision", "?")));
+    }
+    table_print_and_free(&t);
+}
+
 static void print_names(JsonObject *answer, const char *member, const char *verb)
 {
     JsonArray *names = json_object_get_array_member(answer, member);
@@ -393,7 +411,8 @@ static char *build_request(int argc, char **argv, const char **shown, int *timeo
 
     *timeout_msecs = ANSWER_TIMEOUT_MSECS;
     *shown = command;
-    if (strcmp(command, "status") == 0 || strcmp(command, "processes") == 0) {
+    if (strcmp(command, "status") == 0 || strcmp(command, "processes") == 0 ||
+        strcmp(command, "journal") == 0) {
         g_string_append(request, command);
     } else if (strcmp(command, "metrics") == 0 || strcmp(command, "reload") == 0 ||
                strcmp(command, "stop") == 0) {
@@ -443,6 +462,8 @@ static void show(const char *command, JsonObject *answer)
         print_status(answer);
     } else if (strcmp(command, "processes") == 0) {
         print_processes(answer);
+    } else if (strcmp(command, "journal") == 0) {
+        print_journal(answer);
     } else if (strcmp(command, "reload") == 0) {
         printf("configuration reloaded\n");
     } else if (strcmp(command, "service-stop") == 0) {
@@ -483,6 +504,7 @@ int main(int argc, char **argv)
         "Commands:\n"
         "  status [SERVICE...]         services: processes, limits, throttling, drops\n"
         "  processes [SERVICE...]      every process: pid, clients, idle time, age\n"
+        "  journal [SERVICE...]        what shadow policies would have done\n"
         "  metrics                     the Prometheus text exposition\n"
         "  reload                      reload the configuration\n"
         "  stop                        shut corrald down and wait until it has exited\n"

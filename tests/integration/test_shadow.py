@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Shadow policies see every event but only write to the decision journal."""
-from harness import ECHO_WORKER, SANITIZED, CorraldTestCase, echo_once, free_port
+import subprocess
+
+from harness import CORRALCTL, ECHO_WORKER, SANITIZED, CorraldTestCase, echo_once, free_port
 
 VSZ = "vsz_limit = 0\n" if SANITIZED else ""
 
@@ -21,6 +23,14 @@ class ShadowPolicies(CorraldTestCase):
         # Only dovecot's own decisions ran: one process, plus at most the
         # one it preforks when the first is busy, never dynamic's six.
         self.assertLessEqual(len(d.children()), 2)
+        decisions = d.status("journal")["decisions"]
+        spawns = [x for x in decisions if x["decision"] == "spawn a process"]
+        self.assertGreaterEqual(len(spawns), 6)
+        self.assertEqual({(x["service"], x["policy"]) for x in spawns}, {("echo", "dynamic")})
+        table = subprocess.run([CORRALCTL, "-c", d.conf, "journal", "echo"],
+                               capture_output=True, text=True, check=True).stdout
+        self.assertIn("dynamic", table)
+        self.assertIn("spawn a process", table)
 
     def test_shadow_keys_are_validated_against_the_shadow(self):
         d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
