@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "service.h"
+#include "signals.h"
 
 static void free_services(GPtrArray *services)
 {
@@ -141,16 +142,6 @@ bool corral_generation_any_available(const corral_generation *generation)
     return false;
 }
 
-static const char *signal_name(int signo)
-{
-    switch (signo) {
-    case SIGTERM: return "SIGTERM";
-    case SIGKILL: return "SIGKILL";
-    case SIGQUIT: return "SIGQUIT";
-    default: return "a signal";
-    }
-}
-
 unsigned corral_generation_signal(corral_generation *generation, int signo, bool log_each)
 {
     unsigned total = 0;
@@ -160,7 +151,7 @@ unsigned corral_generation_signal(corral_generation *generation, int signo, bool
         unsigned sent = corral_service_signal_all(svc, signo);
 
         if (log_each && sent > 0)
-            log_warning("Sent %s to %u %s processes", signal_name(signo), sent,
+            log_warning("Sent %s to %u %s processes", corral_signal_name(signo), sent,
                         svc->config->name);
         total += sent;
     }

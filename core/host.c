@@ -49,22 +49,25 @@ static uint64_t host_spawn_counter(void)
     return corral_supervisor_spawn_counter(corral_supervisor_get());
 }
 
-static bool signal_allowed(int signo)
+/* Policies ask processes to leave or re-read state; anything else (a
+ * SIGSTOP, say) is refused and logged. */
+static bool signal_allowed(corral_service *svc, int signo)
 {
-    return signo == SIGINT || signo == SIGTERM || signo == SIGUSR1 || signo == SIGKILL;
+    if (signo == SIGINT || signo == SIGTERM || signo == SIGUSR1 || signo == SIGKILL)
+        return true;
+    corral_log(CORRAL_LEVEL_WARNING,
+               "service(%s): policy %s asked to send signal %d, refused: "
+               "policies may send SIGINT, SIGTERM, SIGUSR1 and SIGKILL",
+               svc->config->name, svc->policy_module->name, signo);
+    return false;
 }
 
 static bool host_signal(corral_service *svc, pid_t pid, int signo)
 {
     corral_process_record *record;
 
-    if (!signal_allowed(signo)) {
-        corral_log(CORRAL_LEVEL_WARNING,
-                   "service(%s): policy %s asked to send signal %d, refused: "
-                   "policies may send SIGINT, SIGTERM, SIGUSR1 and SIGKILL",
-                   svc->config->name, svc->policy_module->name, signo);
+    if (!signal_allowed(svc, signo))
         return false;
-    }
     record = corral_service_find_process(svc, pid);
     if (record == NULL) {
         corral_log(CORRAL_LEVEL_WARNING,
@@ -78,13 +81,8 @@ static bool host_signal(corral_service *svc, pid_t pid, int signo)
 
 static unsigned host_signal_all(corral_service *svc, int signo)
 {
-    if (!signal_allowed(signo)) {
-        corral_log(CORRAL_LEVEL_WARNING,
-                   "service(%s): policy %s asked to send signal %d, refused: "
-                   "policies may send SIGINT, SIGTERM, SIGUSR1 and SIGKILL",
-                   svc->config->name, svc->policy_module->name, signo);
+    if (!signal_allowed(svc, signo))
         return 0;
-    }
     return corral_service_signal_all(svc, signo);
 }
 

@@ -15,6 +15,7 @@
 #include "corral-build.h"
 #include "listener.h"
 #include "log.h"
+#include "signals.h"
 #include "spawn.h"
 #include "status.h"
 #include "supervisor.h"
@@ -748,26 +749,21 @@ corral_process_record *corral_service_find_process(corral_service *svc, pid_t pi
     return record != NULL && record->service == svc ? record : NULL;
 }
 
-static const char *signal_label(int signo)
+/* kill(), logging failures other than a process that is already gone. */
+static bool deliver(corral_service *svc, pid_t pid, int signo)
 {
-    switch (signo) {
-    case SIGINT: return "SIGINT";
-    case SIGTERM: return "SIGTERM";
-    case SIGKILL: return "SIGKILL";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGQUIT: return "SIGQUIT";
-    default: return NULL;
-    }
+    if (kill(pid, signo) == 0)
+        return true;
+    if (errno != ESRCH)
+        svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, %s) failed: %s", (int)pid,
+                corral_signal_name(signo), g_strerror(errno));
+    return false;
 }
 
 bool corral_service_signal(corral_service *svc, corral_process_record *record, int signo)
 {
-    if (kill(record->view.pid, signo) < 0) {
-        if (errno != ESRCH)
-            svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, %s) failed: %s", (int)record->view.pid,
-                    signal_label(signo) != NULL ? signal_label(signo) : "?", g_strerror(errno));
+    if (!deliver(svc, record->view.pid, signo))
         return false;
-    }
     record->view.last_kill_usec = corral_supervisor_now_usec();
     return true;
 }
@@ -781,11 +777,8 @@ unsigned corral_service_signal_all(corral_service *svc, int signo)
         /* Uninitialized processes may not have handlers installed yet. */
         if (!record->view.initialized && signo != SIGKILL)
             continue;
-        if (kill(record->view.pid, signo) == 0)
+        if (deliver(svc, record->view.pid, signo))
             sent++;
-        else if (errno != ESRCH)
-            svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, %s) failed: %s", (int)record->view.pid,
-                    signal_label(signo) != NULL ? signal_label(signo) : "?", g_strerror(errno));
     }
     return sent;
 }

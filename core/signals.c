@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <glib-unix.h>
 #include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 
 static int signal_fd = -1;
@@ -60,6 +61,24 @@ void corral_signals_stop(void)
     if (signal_fd >= 0)
         close(signal_fd);
     signal_fd = -1;
+}
+
+const char *corral_signal_name(int signo)
+{
+    /* The master is single-threaded: one buffer serves the rare others. */
+    static char other[24];
+
+    switch (signo) {
+    case SIGHUP: return "SIGHUP";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGKILL: return "SIGKILL";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGTERM: return "SIGTERM";
+    default:
+        snprintf(other, sizeof(other), "signal %d", signo);
+        return other;
+    }
 }
 
 const char *corral_signal_code_name(int code)

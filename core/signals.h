@@ -20,6 +20,9 @@ typedef void corral_signal_fn(const struct signalfd_siginfo *info, void *data);
 bool corral_signals_start(corral_signal_fn *fn, void *data, GError **error);
 void corral_signals_stop(void);
 
+/* "SIGTERM", "SIGKILL", ... for log lines; "signal N" for any other. */
+const char *corral_signal_name(int signo);
+
 /* "kill", "sigqueue", "kernel", ... for si_code, as Dovecot logs it. */
 const char *corral_signal_code_name(int code);
 

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 import unittest
+import unittest.mock
 
 from harness import (CORRALD, ECHO_WORKER, FIXTURE_WORKER, SANITIZED, CorraldTestCase,
                      connect, echo_once, free_port, port_is_listening, wait_until)
@@ -124,6 +125,20 @@ class Serving(CorraldTestCase):
         pid = d.wait_children(1)[0]
         d.wait_log(rf"Info: fx\({pid}\): described itself", 10)
         d.wait_log(r"Error: fx: raw stderr line", 10)
+
+
+class Logging(CorraldTestCase):
+    def test_journald_stderr_gets_priority_prefixes_without_timestamps(self):
+        port = free_port()
+        d = self.corrald(echo_service(port, process_min_avail=0))
+        # JOURNAL_STREAM names stderr's device and inode when systemd
+        # connects it to the journal; here stderr is the log file.
+        open(d.log_path, "wb").close()
+        st = os.stat(d.log_path)
+        with unittest.mock.patch.dict(os.environ, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}):
+            d.start()
+        first = d.log().splitlines()[0]
+        self.assertRegex(first, r"^<6>Info: corrald v\S+ starting up")
 
 
 class Limits(CorraldTestCase):
