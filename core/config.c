@@ -33,6 +33,8 @@
 #define DEFAULT_VSZ_LIMIT (256 * MIB)
 #define MIN_VSZ_LIMIT MIB
 #define DEFAULT_FIRST_STATUS_TIMEOUT_MSECS 30000u
+#define DEFAULT_STATUS_BATCH_MSECS 1u
+#define MAX_STATUS_BATCH_MSECS 1000u
 #define DEFAULT_UNIX_LISTENER_MODE 0600u
 #define MIN_LISTEN_BACKLOG 4u
 /* Far beyond what one machine runs; catches a slipped digit. */
@@ -999,6 +1001,22 @@ static bool parse_first_status_timeout(service_draft *draft, const char *value, 
     return true;
 }
 
+static bool parse_status_batch_interval(service_draft *draft, const char *value, char **problem)
+{
+    guint64 msecs;
+
+    /* Bare numbers are milliseconds: seconds would make no sense here. */
+    if (!corral_parse_duration_msecs(value, 1, &msecs, problem))
+        return false;
+    if (msecs > MAX_STATUS_BATCH_MSECS) {
+        set_problem(problem, "'%s' is too long (at most %ums; 0 turns batching off)", value,
+                    MAX_STATUS_BATCH_MSECS);
+        return false;
+    }
+    draft->service->status_batch_msecs = (unsigned)msecs;
+    return true;
+}
+
 static bool parse_listen_backlog(service_draft *draft, const char *value, char **problem)
 {
     if (!corral_parse_uint(value, G_MAXUINT64, &draft->listen_backlog, problem))
@@ -1060,6 +1078,7 @@ static const struct service_key {
     { "allow_root", parse_allow_root },
     { "shadow_policies", parse_shadow_policies },
     { "first_status_timeout", parse_first_status_timeout },
+    { "status_batch_interval", parse_status_batch_interval },
     { "listen_backlog", parse_listen_backlog },
     { "inet_listener", parse_inet_listener },
     { "unix_listener", parse_unix_listener },
@@ -1325,6 +1344,7 @@ static corral_service_config *service_config_new(const char *name, const char *p
     service->idle_kill_secs = DEFAULT_IDLE_KILL_SECS;
     service->vsz_limit = DEFAULT_VSZ_LIMIT;
     service->first_status_timeout_msecs = DEFAULT_FIRST_STATUS_TIMEOUT_MSECS;
+    service->status_batch_msecs = DEFAULT_STATUS_BATCH_MSECS;
     service->listeners = g_ptr_array_new_with_free_func(listener_config_free);
     service->policy_keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     service->key_lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -61,6 +61,7 @@ typedef struct corral_service_config {
     unsigned idle_kill_secs;     /* effective: 0 means 60; CORRAL_IDLE_KILL_NEVER */
     guint64 vsz_limit;           /* bytes; 0 = unlimited; default 256 MiB */
     unsigned first_status_timeout_msecs; /* default 30000 */
+    unsigned status_batch_msecs; /* under load, read status at most this often; 0 = always */
     int listen_backlog;          /* default process_limit * client_limit, >= 4 */
 
     char *user, *group, *extra_groups, *chroot; /* NULL when unset */

@@ -78,6 +78,8 @@ static void add_service(JsonBuilder *builder, const corral_service *svc)
     add_int(builder, "exit_failures_in_sec", r.exit_failures_in_sec);
     add_time(builder, "exit_failure_last", r.exit_failure_last);
     add_bool(builder, "have_success", r.have_success);
+    add_int(builder, "status_records", (int64_t)r.status_records);
+    add_int(builder, "status_reads", (int64_t)r.status_reads);
     json_builder_end_object(builder);
 }
 
@@ -437,6 +439,7 @@ static void dispatch(corral_control *control, corral_stream_client *client, char
     for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
         if (words[0] != NULL && strcmp(words[0], commands[i].name) == 0) {
             log_debug("control: %s from %s", words[0], corral_stream_client_peer(client));
+            corral_supervisor_drain_status(control->supervisor);
             commands[i].run(control, client, words + 1);
             g_strfreev(words);
             return;

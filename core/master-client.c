@@ -142,6 +142,8 @@ static bool handle_line(corral_master_socket *master, corral_stream_client *clie
     char **args = split_tabescaped(line);
     bool keep = true;
 
+    corral_supervisor_drain_status(master->supervisor);
+
     if (corral_stream_client_get_state(client) != GREETED) {
         if (g_strv_length(args) < 4 || strcmp(args[0], "VERSION") != 0 ||
             strcmp(args[1], "master-client") != 0 || strcmp(args[2], "1") != 0) {

@@ -48,6 +48,8 @@ REPORT_VALUE(connections_dropped, r->connections_dropped)
 REPORT_VALUE(last_drop, r->last_drop)
 REPORT_VALUE(exit_failures, r->exit_failures)
 REPORT_VALUE(exit_failures_in_sec, r->exit_failures_in_sec)
+REPORT_VALUE(status_records, r->status_records)
+REPORT_VALUE(status_reads, r->status_reads)
 
 static const service_metric service_metrics[] = {
     { "corral_service_processes", GAUGE, "Processes of the service that are alive.", processes },
@@ -78,6 +80,11 @@ static const service_metric service_metrics[] = {
     { "corral_service_exit_failures_in_second", GAUGE,
       "Failed exits counted in the last second with any, for the exit-storm rule.",
       exit_failures_in_sec },
+    { "corral_service_status_records_total", COUNTER,
+      "Status records read from the service's processes.", status_records },
+    { "corral_service_status_reads_total", COUNTER,
+      "Reads of the status pipe that returned records; under load one read takes many.",
+      status_reads },
 };
 
 static void append_family(GString *out, const char *name, metric_type type, const char *help)
@@ -150,8 +157,11 @@ static void append_master(GString *out)
 char *corral_metrics_render(corral_supervisor *supervisor)
 {
     GPtrArray *services = corral_supervisor_services(supervisor);
-    corral_service_report *reports = g_new(corral_service_report, MAX(services->len, 1));
+    corral_service_report *reports;
     GString *out = g_string_new(NULL);
+
+    corral_supervisor_drain_status(supervisor);
+    reports = g_new(corral_service_report, MAX(services->len, 1));
 
     for (guint i = 0; i < services->len; i++)
         corral_service_report_fill(g_ptr_array_index(services, i), &reports[i]);

@@ -45,6 +45,8 @@ void corral_service_report_fill(const corral_service *svc, corral_service_report
     report->exit_failure_last =
         corral_report_unix_time(st->exit_failure_last_sec * (uint64_t)G_USEC_PER_SEC);
     report->have_success = st->have_success;
+    report->status_records = svc->status_records_total;
+    report->status_reads = svc->status_reads_total;
 }
 
 void corral_process_report_fill(const corral_service *svc, const corral_process_record *record,

@@ -46,6 +46,10 @@ typedef struct corral_service_report {
     unsigned exit_failures_in_sec; /* the storm rule's count for its last second */
     int64_t exit_failure_last;    /* the storm rule's last failure */
     bool have_success;            /* a process has exited with status 0 */
+    /* Status records read, and the read()s that took them: under load the
+     * status watch batches records, so reads grow slower than records. */
+    uint64_t status_records;
+    uint64_t status_reads;
 } corral_service_report;
 
 typedef struct corral_process_report {

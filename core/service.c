@@ -342,7 +342,11 @@ static gboolean on_policy_timer(gpointer data)
     corral_timer *timer = data;
 
     timer->firing = true;
-    timer->fn(timer->data);
+    /* Records put off by the status watch may change what the policy
+     * would decide, or remove this very timer (the free slot of M18). */
+    corral_service_drain_status(timer->svc);
+    if (!timer->removed)
+        timer->fn(timer->data);
     timer->firing = false;
     if (timer->removed || !timer->repeat) {
         timer->source = 0;
@@ -450,6 +454,8 @@ static bool read_status_once(corral_service *svc)
     case CORRAL_STATUS_READ_RECORDS:
         break;
     }
+    svc->status_reads_total++;
+    svc->status_records_total += count;
     for (size_t i = 0; i < count; i++) {
         corral_process_record *record =
             corral_supervisor_find_process(svc->supervisor, records[i].pid);
@@ -466,25 +472,31 @@ static bool read_status_once(corral_service *svc)
     return count == CORRAL_STATUS_READ_MAX_RECORDS;
 }
 
-void corral_service_read_status(corral_service *svc)
-{
-    (void)read_status_once(svc);
-}
-
 void corral_service_drain_status(corral_service *svc)
 {
     while (read_status_once(svc))
         ;
 }
 
-static gboolean on_status_readable(int fd, GIOCondition condition, gpointer data)
+static void on_status_readable(void *data)
+{
+    corral_service_drain_status(data);
+}
+
+/* With at most one process free, the next record may be the one that
+ * leaves none (rules M3 and M8 act on that): read it at once. */
+static bool status_is_urgent(void *data)
 {
     corral_service *svc = data;
 
-    (void)fd;
-    (void)condition;
-    corral_service_read_status(svc);
-    return svc->status_watch != 0 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+    return svc->state.process_avail <= 1;
+}
+
+static void watch_status(corral_service *svc)
+{
+    svc->status_watch =
+        corral_status_watch_new(svc->status_pipe[0], svc->config->status_batch_msecs * 1000ull,
+                                on_status_readable, status_is_urgent, svc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -561,7 +573,7 @@ bool corral_service_start(corral_service *svc, GError **error)
     svc->child_log = corral_child_log_new(log_pipe[0], svc->config->name);
     build_fd_map(svc);
 
-    svc->status_watch = g_unix_fd_add(svc->status_pipe[0], G_IO_IN, on_status_readable, svc);
+    watch_status(svc);
     svc->monitoring = true;
     POLICY_CALL(svc, start);
     return true;
@@ -599,10 +611,8 @@ void corral_service_stop(corral_service *svc)
         g_source_remove(svc->throttle_timer);
         svc->throttle_timer = 0;
     }
-    if (svc->status_watch != 0) {
-        g_source_remove(svc->status_watch);
-        svc->status_watch = 0;
-    }
+    corral_status_watch_free(svc->status_watch);
+    svc->status_watch = NULL;
 }
 
 static void forget_process(corral_service *svc, corral_process_record *record)
@@ -651,6 +661,10 @@ static gboolean on_first_status_timeout(gpointer data)
     corral_service *svc = record->service;
 
     record->first_status_timer = 0;
+    /* Its first record may be in the pipe still, put off by the watch. */
+    corral_service_drain_status(svc);
+    if (record->view.initialized)
+        return G_SOURCE_REMOVE;
     svc_log(svc, CORRAL_LEVEL_ERROR,
             "Initial status notification not received in %u seconds, killing the process",
             (svc->config->first_status_timeout_msecs + 999) / 1000);
@@ -839,6 +853,9 @@ static gboolean on_listener_readable(int fd, GIOCondition condition, gpointer da
 
     (void)fd;
     (void)condition;
+    /* A slot freed in a record not yet read stops listening (M9): the
+     * waiting client is that process's to take, not a reason to spawn. */
+    corral_service_drain_status(svc);
     if (svc->state.listening)
         POLICY_CALL(svc, listener_readable);
     return G_SOURCE_CONTINUE;
@@ -884,6 +901,7 @@ static gboolean on_throttle_over(gpointer data)
 
     svc->throttle_timer = 0;
     svc->state.throttled = false;
+    corral_service_drain_status(svc);
     POLICY_CALL(svc, throttle_ended);
     return G_SOURCE_REMOVE;
 }
@@ -980,7 +998,7 @@ bool corral_service_start_by_operator(corral_service *svc, GError **error)
     svc->state.have_listeners = svc->listeners->len > 0;
     svc->state.stopping = false;
     svc->stopped_by_operator = false;
-    svc->status_watch = g_unix_fd_add(svc->status_pipe[0], G_IO_IN, on_status_readable, svc);
+    watch_status(svc);
     svc->monitoring = true;
     POLICY_CALL(svc, start);
     POLICY_CALL(svc, started);

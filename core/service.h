@@ -22,6 +22,7 @@
 #include "policy-loader.h"
 #include "process.h"
 #include "shadow.h"
+#include "status-watch.h"
 
 struct corral_supervisor;
 
@@ -43,7 +44,7 @@ struct corral_service {
     int dead_pipe[2];
     int log_pipe_write;
     int login_notify_fd;
-    guint status_watch;
+    corral_status_watch *status_watch;
     corral_child_log *child_log;
 
     /* Spawn inputs prepared once per service. */
@@ -66,6 +67,8 @@ struct corral_service {
     uint64_t connections_dropped;
     uint64_t last_drop_usec;             /* host clock of the last drop; 0 = never */
     uint64_t exit_failures_total;        /* non-zero exits and deaths by signal */
+    uint64_t status_records_total;       /* records read from the status pipe */
+    uint64_t status_reads_total;         /* read()s that returned records */
     uint64_t throttled_until_usec;       /* host clock; meaningful while throttled */
     unsigned throttle_msecs;             /* length of the current throttle */
     bool stopped_by_operator;            /* corralctl/doveadm service stop */
@@ -92,9 +95,9 @@ void corral_service_stop(corral_service *svc);
 void corral_service_release_listeners(corral_service *svc);
 /* Closes the master-dead pipe: processes see it and finish up. */
 void corral_service_close_dead_pipe(corral_service *svc);
-/* Reads once from the status pipe (up to CORRAL_STATUS_READ_MAX_RECORDS). */
-void corral_service_read_status(corral_service *svc);
-/* Reads until the status pipe is empty. */
+/* Reads until the status pipe is empty.  The status watch may put reads
+ * off under load (status-watch.h), so everything that acts on the
+ * service's accounting for any other reason calls this first. */
 void corral_service_drain_status(corral_service *svc);
 
 /* Host actions, enforcing the hard limits. */

@@ -148,6 +148,14 @@ void corral_supervisor_free(corral_supervisor *supervisor)
 /* ------------------------------------------------------------------ */
 /* Reaping.                                                             */
 
+void corral_supervisor_drain_status(corral_supervisor *supervisor)
+{
+    GPtrArray *services = supervisor->current->services;
+
+    for (guint i = 0; i < services->len; i++)
+        corral_service_drain_status(g_ptr_array_index(services, i));
+}
+
 void corral_supervisor_reap(corral_supervisor *supervisor)
 {
     int status;
@@ -284,11 +292,9 @@ static void send_quit_and_finish(corral_supervisor *supervisor)
 static gboolean on_shutdown_poll(gpointer data)
 {
     corral_supervisor *supervisor = data;
-    GPtrArray *services = supervisor->current->services;
 
     corral_supervisor_reap(supervisor);
-    for (guint i = 0; i < services->len; i++)
-        corral_service_drain_status(g_ptr_array_index(services, i));
+    corral_supervisor_drain_status(supervisor);
     if (corral_generation_any_available(supervisor->current) &&
         corral_supervisor_now_usec() < supervisor->shutdown_deadline_usec)
         return G_SOURCE_CONTINUE;

@@ -53,6 +53,9 @@ corral_process_record *corral_supervisor_find_process(corral_supervisor *supervi
 GPtrArray *corral_supervisor_services(corral_supervisor *supervisor);
 
 /* Reaps every child that has exited. */
+/* Reads every current service's status pipe: for the operator's views,
+ * which should not show records the status watch has put off. */
+void corral_supervisor_drain_status(corral_supervisor *supervisor);
 void corral_supervisor_reap(corral_supervisor *supervisor);
 /* Frees retired generations whose last process has been reaped. */
 void corral_supervisor_free_drained_generations(corral_supervisor *supervisor);

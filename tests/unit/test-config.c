@@ -167,6 +167,7 @@ static void test_minimal_service_gets_every_default(void **state)
     assert_int_equal(echo->idle_kill_secs, 60);
     assert_true(echo->vsz_limit == 256 * MIB);
     assert_int_equal(echo->first_status_timeout_msecs, 30000);
+    assert_int_equal(echo->status_batch_msecs, 1);
     assert_int_equal(echo->listen_backlog, 100 * 1000);
     assert_null(echo->user);
     assert_null(echo->group);
@@ -201,6 +202,7 @@ static void test_full_service_keeps_every_value(void **state)
                                        "extra_groups = ssl-cert,adm\n"
                                        "chroot = /var/empty\n"
                                        "first_status_timeout = 5s\n"
+                                       "status_batch_interval = 20\n"
                                        "listen_backlog = 64\n"
                                        "inet_listener = 127.0.0.1:143\n"
                                        "unix_listener = imap-master\n"
@@ -226,6 +228,7 @@ static void test_full_service_keeps_every_value(void **state)
     assert_string_equal(imap->extra_groups, "ssl-cert,adm");
     assert_string_equal(imap->chroot, "/var/empty");
     assert_int_equal(imap->first_status_timeout_msecs, 5000);
+    assert_int_equal(imap->status_batch_msecs, 20); /* bare numbers are ms here */
     assert_int_equal(imap->listen_backlog, 64);
 
     assert_int_equal(imap->listeners->len, 2);
@@ -827,6 +830,10 @@ static void test_error_bad_duration(void **state)
                       CORRAL_CONFIG_ERROR_VALUE, 3, "service echo", "first_status_timeout");
     assert_failure_at(*state, ECHO_SERVICE "idle_kill = 4294967296\n",
                       CORRAL_CONFIG_ERROR_VALUE, 3, "service echo", "idle_kill");
+    assert_failure_at(*state, ECHO_SERVICE "status_batch_interval = 2s\n",
+                      CORRAL_CONFIG_ERROR_VALUE, 3, "service echo", "status_batch_interval");
+    assert_failure_at(*state, ECHO_SERVICE "status_batch_interval = soon\n",
+                      CORRAL_CONFIG_ERROR_VALUE, 3, "service echo", "status_batch_interval");
 }
 
 static void test_error_bad_size(void **state)
