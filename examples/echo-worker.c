@@ -3,9 +3,10 @@
  * corral-echo-worker - writes back every byte a client sends.
  *
  * Under corrald or a Dovecot master it serves the listeners it is given;
- * by hand, `corral-echo-worker --listen 127.0.0.1:7000`.  Each client gets
- * a small buffer.  A client that sends more while not reading its echo
- * fills the buffer and is disconnected.
+ * by hand, `corral-echo-worker --listen 127.0.0.1:7000`; from inetd,
+ * xinetd or tcpserver, the client on stdin.  Each client gets a small
+ * buffer.  A client that sends more while not reading its echo fills the
+ * buffer and is disconnected.
  */
 #include <corral/worker.h>
 
@@ -108,7 +109,8 @@ static void usage(const char *program)
            "Echoes every byte back to its client.  Started by corrald or a Dovecot\n"
            "master it uses the sockets passed to it; by hand it listens on each\n"
            "--listen address (or CORRAL_LISTEN), serving CLIENT_LIMIT clients at\n"
-           "once (default 1) and SERVICE_COUNT in all (default 1, 0 = no limit).\n",
+           "once (default 1) and SERVICE_COUNT in all (default 1, 0 = no limit).\n"
+           "Started by inetd, xinetd or tcpserver it serves the client on stdin.\n",
            program);
 }
 

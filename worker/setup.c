@@ -323,6 +323,51 @@ static bool parse_arguments(corral_worker *worker, int argc, char *const argv[],
     return ok;
 }
 
+/* Started the inetd way (xinetd, tcpserver, systemd Accept=yes): stdin is
+ * a connected stream socket.  The client moves to a descriptor of its own
+ * and every standard descriptor that holds it goes to /dev/null, so that
+ * closing the client really closes the connection.  False without an error when stdin is something
+ * else. */
+static bool take_inetd_client(corral_worker *worker, char **error)
+{
+    struct stat in_stat, out_stat;
+    int type = 0, listening = 1;
+    socklen_t length = sizeof(type);
+
+    if (fstat(STDIN_FILENO, &in_stat) < 0 || !S_ISSOCK(in_stat.st_mode) ||
+        getsockopt(STDIN_FILENO, SOL_SOCKET, SO_TYPE, &type, &length) < 0 ||
+        type != SOCK_STREAM)
+        return false;
+    length = sizeof(listening);
+    if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) < 0 ||
+        listening)
+        return false;
+
+    int fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int flags = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+
+    if (fd < 0 || null_fd < 0 || flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        cw_error(error, "Cannot take the client on stdin: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        if (null_fd >= 0)
+            close(null_fd);
+        return false;
+    }
+    /* xinetd also puts the client on stderr: log lines must not reach it. */
+    dup2(null_fd, STDIN_FILENO);
+    for (int std_fd = STDOUT_FILENO; std_fd <= STDERR_FILENO; std_fd++) {
+        if (fstat(std_fd, &out_stat) == 0 && out_stat.st_dev == in_stat.st_dev &&
+            out_stat.st_ino == in_stat.st_ino)
+            dup2(null_fd, std_fd);
+    }
+    close(null_fd);
+    worker->inetd_fd = fd;
+    worker->settings.inetd = true;
+    return true;
+}
+
 /* The master's descriptors other than the listeners. */
 static bool check_master_fds(corral_worker *worker, char **error)
 {
@@ -408,9 +453,11 @@ bool cw_setup(corral_worker *worker, int argc, char *const argv[], char **error)
     if (settings->standalone) {
         if (!parse_arguments(worker, argc, argv, error))
             return false;
-        if (worker->listener_count == 0) {
-            cw_error(error, "Nothing to listen on: GENERATION is not set, so no master passed "
-                     "listeners; give --listen ADDRESS:PORT or CORRAL_LISTEN");
+        if (worker->listener_count == 0 && !take_inetd_client(worker, error)) {
+            if (error == NULL || *error == NULL)
+                cw_error(error, "Nothing to listen on: GENERATION is not set, so no master "
+                         "passed listeners; give --listen ADDRESS:PORT or CORRAL_LISTEN, or "
+                         "start it from inetd with the client on stdin");
             return false;
         }
         return true;

@@ -155,6 +155,7 @@ struct corral_worker {
     corral_worker_timer *accept_retry_timer;
     bool accept_paused;      /* accept() failed; the timer resumes it */
     bool slot_freed;         /* a client left during this loop iteration */
+    int inetd_fd;            /* the client passed on stdin, until run() takes it; else -1 */
 
     struct cw_status status;
     struct cw_watch dead_watch;

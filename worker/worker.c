@@ -301,7 +301,9 @@ int corral_conn_fd(const corral_conn *conn)
 
 const corral_worker_listener *corral_conn_listener(const corral_conn *conn)
 {
-    return &conn->listener->info;
+    static const corral_worker_listener stdin_listener = { .index = 0, .name = "stdin" };
+
+    return conn->listener != NULL ? &conn->listener->info : &stdin_listener;
 }
 
 corral_worker *corral_conn_worker(const corral_conn *conn)
@@ -589,6 +591,7 @@ corral_worker *corral_worker_new(const char *name, int argc, char *const argv[],
     worker->pid = getpid();
     worker->signal_fd = -1;
     worker->devnull_fd = -1;
+    worker->inetd_fd = -1;
     worker->settings.log_service = to_log_service;
     worker->settings.service_name = strdup(service_name);
     cw_watch_init(&worker->dead_watch, CW_DEAD_FD, master_died);
@@ -645,6 +648,8 @@ void corral_worker_free(corral_worker *worker)
     worker->running = false;
     while (worker->conns != NULL)
         corral_conn_close(worker->conns);
+    if (worker->inetd_fd >= 0)
+        close(worker->inetd_fd);
     cw_status_deinit(worker);
     cw_timer_free(&worker->loop, worker->accept_retry_timer);
     give_signals_back(worker);
@@ -679,6 +684,12 @@ int corral_worker_run(corral_worker *worker)
     worker->running = true;
     cw_status_update(worker);
     listeners_update(worker);
+    if (worker->inetd_fd >= 0) {
+        int fd = worker->inetd_fd;
+
+        worker->inetd_fd = -1;
+        conn_accepted(worker, NULL, fd);
+    }
     while (!worker->stopping) {
         if (cw_loop_iterate(&worker->loop) < 0) {
             corral_worker_log_error("epoll_wait() failed: %m");

@@ -38,7 +38,9 @@
  *   }
  *
  * Under a master it serves the sockets at fds 7 and up.  Run by hand it
- * serves `--listen 127.0.0.1:7000` (or CORRAL_LISTEN) instead.
+ * serves `--listen 127.0.0.1:7000` (or CORRAL_LISTEN) instead, and started
+ * the inetd way (xinetd, tcpserver, systemd Accept=yes), with neither, it
+ * serves the one client connected on stdin and exits.
  *
  * What the library does on the application's behalf:
  *   - Reads the environment the master sets (GENERATION, CLIENT_LIMIT,
@@ -211,6 +213,10 @@ typedef struct corral_worker_settings {
     unsigned idle_kill_secs; /* CORRAL_WORKER_IDLE_KILL_NEVER = never */
     /* LOG_SERVICE=1: stderr is the master's log pipe. */
     bool log_service;
+    /* Standalone with no listener, serving the client connected on stdin
+     * (moved to a descriptor of its own; stdin, and stdout and stderr
+     * where they held the client too, then read and write /dev/null). */
+    bool inetd;
 } corral_worker_settings;
 
 /* The settings read at corral_worker_new; valid until corral_worker_free. */
@@ -247,7 +253,8 @@ bool corral_worker_login_full(const corral_worker *worker);
 
 /* The client socket; -1 once the connection is closed. */
 int corral_conn_fd(const corral_conn *conn);
-/* The listener that accepted the client. */
+/* The listener that accepted the client; in inetd mode a listener named
+ * "stdin" at index 0. */
 const corral_worker_listener *corral_conn_listener(const corral_conn *conn);
 /* The worker that accepted the client. */
 corral_worker *corral_conn_worker(const corral_conn *conn);

@@ -717,6 +717,46 @@ static void test_standalone_listens_and_serves_one_client(void **state)
     assert_int_equal(read(child->status_read, &record, sizeof(record)), 0);
 }
 
+/* Started the inetd way: the client on fds 0 and 1, no master fds, no
+ * GENERATION.  It serves that client, and when it closes the client the
+ * connection closes (stdin and stdout no longer hold it), and it exits. */
+static void test_inetd_serves_the_client_on_stdin_and_exits(void **state)
+{
+    struct fixture *fixture = *state;
+    struct worker_child *child = &fixture->child;
+    const char *argv[] = { echo_worker_path, NULL };
+    const char *env[] = { NULL };
+    int pair[2], log[2];
+    char byte;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    assert_int_equal(pipe2(log, O_CLOEXEC), 0);
+    fixture->clients[0] = high_fd(pair[0]);
+    int server_end = high_fd(pair[1]);
+    int log_write = high_fd(log[1]);
+    child->log_read = high_fd(log[0]);
+
+    child->pid = fork();
+    assert_true(child->pid >= 0);
+    if (child->pid == 0) {
+        if (dup2(server_end, STDIN_FILENO) < 0 || dup2(server_end, STDOUT_FILENO) < 0 ||
+            dup2(log_write, STDERR_FILENO) < 0)
+            _exit(126);
+        execve(echo_worker_path, (char *const *)argv, (char *const *)env);
+        _exit(127);
+    }
+    close(server_end);
+    close(log_write);
+
+    assert_echo(fixture->clients[0], "from inetd\n");
+    assert_echo(fixture->clients[0], "twice\n");
+    assert_int_equal(shutdown(fixture->clients[0], SHUT_WR), 0);
+    assert_true(wait_fd(fixture->clients[0], POLLIN, WAIT_MSECS));
+    assert_int_equal(recv(fixture->clients[0], &byte, 1, MSG_DONTWAIT), 0);
+    assert_exits_with(child, 0);
+    assert_int_equal(child->log_length, 0);
+}
+
 static void test_echo_streams_a_megabyte(void **state)
 {
     struct fixture *fixture = *state;
@@ -1161,6 +1201,7 @@ int main(int argc, char **argv)
         SPAWNED(test_status_fd_not_fifo_is_fatal),
         SPAWNED(test_missing_client_limit_is_fatal),
         SPAWNED(test_standalone_listens_and_serves_one_client),
+        SPAWNED(test_inetd_serves_the_client_on_stdin_and_exits),
         SPAWNED(test_echo_streams_a_megabyte),
         SPAWNED(test_client_that_never_reads_is_dropped),
         IN_PROCESS(test_settings_and_listener_names),
