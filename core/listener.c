@@ -267,8 +267,7 @@ void corral_listener_free(corral_listener *listener)
 {
     if (listener == NULL)
         return;
-    if (listener->watch != 0)
-        g_source_remove(listener->watch);
+    corral_toggle_watch_free(listener->watch);
     if (listener->fd >= 0) {
         close(listener->fd);
         if (listener->pending_path != NULL)

@@ -13,12 +13,13 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "toggle-watch.h"
 
 typedef struct corral_listener {
     const corral_listener_config *config; /* owned by the corral_config */
     char *label;    /* "127.0.0.1:7000" or the unix path, for messages */
     int fd;
-    guint watch;    /* GLib source id while watched, else 0 */
+    corral_toggle_watch *watch; /* from the first time it is watched */
     /* A unix socket made to replace a running one waits at this temporary
      * path until corral_listener_commit() renames it into place. */
     char *pending_path;

@@ -847,18 +847,15 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
 /* ------------------------------------------------------------------ */
 /* Listening, dropping, throttling, login notify.                       */
 
-static gboolean on_listener_readable(int fd, GIOCondition condition, gpointer data)
+static void on_listener_readable(void *data)
 {
     corral_service *svc = data;
 
-    (void)fd;
-    (void)condition;
     /* A slot freed in a record not yet read stops listening (M9): the
      * waiting client is that process's to take, not a reason to spawn. */
     corral_service_drain_status(svc);
     if (svc->state.listening)
         POLICY_CALL(svc, listener_readable);
-    return G_SOURCE_CONTINUE;
 }
 
 void corral_service_listen(corral_service *svc, bool on)
@@ -872,12 +869,12 @@ void corral_service_listen(corral_service *svc, bool on)
     for (guint i = 0; i < svc->listeners->len; i++) {
         corral_listener *listener = g_ptr_array_index(svc->listeners, i);
 
-        if (on && listener->watch == 0)
-            listener->watch = g_unix_fd_add(listener->fd, G_IO_IN, on_listener_readable, svc);
-        else if (!on && listener->watch != 0) {
-            g_source_remove(listener->watch);
-            listener->watch = 0;
-        }
+        /* Switched on and off as often as every other status record
+         * under load: see toggle-watch.h. */
+        if (on && listener->watch == NULL)
+            listener->watch = corral_toggle_watch_new(listener->fd, on_listener_readable, svc);
+        if (listener->watch != NULL)
+            corral_toggle_watch_set(listener->watch, on);
     }
 }
 
