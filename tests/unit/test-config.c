@@ -167,7 +167,7 @@ static void test_minimal_service_gets_every_default(void **state)
     assert_int_equal(echo->idle_kill_secs, 60);
     assert_true(echo->vsz_limit == 256 * MIB);
     assert_int_equal(echo->first_status_timeout_msecs, 30000);
-    assert_int_equal(echo->status_batch_msecs, 1);
+    assert_int_equal(echo->status_batch_msecs, 5);
     assert_int_equal(echo->listen_backlog, 100 * 1000);
     assert_null(echo->user);
     assert_null(echo->group);
