@@ -122,8 +122,9 @@ def main():
     if per:
         y = svg.panel(y, "One process per connection: connections/s",
                       [("", [(name, row["rate"]) for name, row in per.items()])], "/s",
-                      "5,000 connections at concurrency 20; corrald, dovecot, rawpool: "
-                      "corral-echo-worker (service_count=1); others: echo-once")
+                      "5,000 connections at concurrency 20; "
+                      "corral-echo-worker everywhere (service_count=1, or the inetd way); "
+                      "spawnloop (echo-once): a 30-line program")
 
     master_rows = []
     for label, section, key in (("warm pool, c=20", "warm", "c20"),

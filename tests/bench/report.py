@@ -58,6 +58,14 @@ def main():
         if conc in results.get("warm", {}):
             print(f"### Warm pool, concurrency {conc[1:]}\n")
             print(table(LOAD_HEADER, load_rows(results["warm"][conc])) + "\n")
+    for conc, masters in results.get("warm", {}).get("marginal", {}).items():
+        print(f"### Marginal master CPU, concurrency {conc[1:]}\n")
+        print(table(["master", "connections", "master ms (median)", "connections",
+                     "master ms (median)", "marginal µs/conn", "conn/s (long)"],
+                    [[name, n0(m["short_connections"]), n2(m["short_master_ms"]),
+                      n0(m["long_connections"]), n2(m["long_master_ms"]),
+                      f"{m['marginal_us_per_conn']:.3f}", n0(m["long_rate"])]
+                     for name, m in masters.items()]) + "\n")
     if "rss_kb" in results.get("warm", {}):
         print(table(["master", "VmRSS KiB", "VmHWM KiB"],
                     [[k, v["VmRSS"], v["VmHWM"]] for k, v in results["warm"]["rss_kb"].items()])
