@@ -71,6 +71,7 @@ static void add_service(JsonBuilder *builder, const corral_service *svc)
     add_int(builder, "throttle_secs", r.throttle_secs);
     add_bool(builder, "listening", r.listening);
     add_bool(builder, "listen_pending", r.listen_pending);
+    add_int(builder, "queued", r.queued);
     add_int(builder, "processes_spawned", (int64_t)r.processes_spawned);
     add_int(builder, "connections_dropped", (int64_t)r.connections_dropped);
     add_time(builder, "last_drop", r.last_drop);

@@ -281,7 +281,7 @@ static void print_status(JsonObject *answer)
 {
     static const char *const headers[] = {
         "SERVICE", "POLICY", "STATE", "PROCS", "AVAIL", "LIMIT", "CLIENTS", "MIN_AVAIL",
-        "THROTTLED", "LISTENING", "PENDING", "SPAWNED", "DROPPED", "LAST_DROP", "EXIT_FAILURES",
+        "THROTTLED", "LISTENING", "PENDING", "QUEUED", "SPAWNED", "DROPPED", "LAST_DROP", "EXIT_FAILURES",
         "FAILURES/S", "SUCCESS", NULL,
     };
     JsonArray *services = json_object_get_array_member(answer, "services");
@@ -308,6 +308,7 @@ static void print_status(JsonObject *answer)
         }
         table_add(&t, bool_cell(s, "listening"));
         table_add(&t, bool_cell(s, "listen_pending"));
+        table_add(&t, int_cell(s, "queued"));
         table_add(&t, int_cell(s, "processes_spawned"));
         table_add(&t, int_cell(s, "connections_dropped"));
         table_add(&t, time_cell(s, "last_drop"));

@@ -103,6 +103,11 @@ static unsigned host_drop_queued(corral_service *svc)
     return corral_service_drop_queued(svc, 0);
 }
 
+static unsigned host_queued_clients(corral_service *svc)
+{
+    return corral_service_queued_clients(svc);
+}
+
 static bool host_drop_one(corral_service *svc)
 {
     return corral_service_drop_queued(svc, 1) == 1;
@@ -181,6 +186,7 @@ static const corral_host host_table = {
     .now_usec = host_now_usec,
     .random = host_random,
     .log = host_log,
+    .queued_clients = host_queued_clients,
 };
 
 const corral_host *corral_host_get(void)

@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -278,6 +280,21 @@ void corral_listener_free(corral_listener *listener)
     g_free(listener->pending_path);
     g_free(listener->label);
     g_free(listener);
+}
+
+unsigned corral_listener_queued(const corral_listener *listener)
+{
+    struct tcp_info info;
+    socklen_t length = sizeof(info);
+
+    if (listener->config->kind != CORRAL_LISTENER_INET || listener->fd < 0)
+        return 0;
+    /* On a listening socket Linux reports the accept queue's length in
+     * tcpi_unacked (and its limit in tcpi_sacked). */
+    if (getsockopt(listener->fd, IPPROTO_TCP, TCP_INFO, &info, &length) < 0 ||
+        length < offsetof(struct tcp_info, tcpi_unacked) + sizeof(info.tcpi_unacked))
+        return 0;
+    return info.tcpi_unacked;
 }
 
 unsigned corral_listener_drop(corral_listener *listener, unsigned max)

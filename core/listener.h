@@ -28,6 +28,10 @@ typedef struct corral_listener {
                      * by systemd, to the service manager: do not unlink */
 } corral_listener;
 
+/* Connections waiting in the accept queue of a TCP listener (TCP_INFO);
+ * 0 for a unix listener, whose queue cannot be read this way. */
+unsigned corral_listener_queued(const corral_listener *listener);
+
 /* Opens the socket described by `config` with `backlog`.  Unix sockets get
  * their mode and, when running as root, their owner.  A stale unix socket
  * that refuses connections is replaced; a live one is an error. */

@@ -43,6 +43,7 @@ REPORT_VALUE(throttled, r->throttled)
 REPORT_VALUE(throttled_until, r->throttled_until)
 REPORT_VALUE(listening, r->listening)
 REPORT_VALUE(listen_pending, r->listen_pending)
+REPORT_VALUE(queued, r->queued)
 REPORT_VALUE(processes_spawned, r->processes_spawned)
 REPORT_VALUE(connections_dropped, r->connections_dropped)
 REPORT_VALUE(last_drop, r->last_drop)
@@ -69,6 +70,8 @@ static const service_metric service_metrics[] = {
     { "corral_service_listen_pending", GAUGE,
       "1 while every process is busy at process_limit and new clients wait in the queue.",
       listen_pending },
+    { "corral_service_queued_clients", GAUGE,
+      "Clients waiting in the accept queues of the service's TCP listeners.", queued },
     { "corral_service_processes_spawned_total", COUNTER, "Processes started.",
       processes_spawned },
     { "corral_service_connections_dropped_total", COUNTER,

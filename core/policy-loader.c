@@ -131,10 +131,12 @@ corral_policy_module *corral_policy_module_open(const char *path, GError **error
                     "policy %s: %s returned no descriptor", path, CORRAL_POLICY_ENTRY_SYMBOL);
         goto refuse;
     }
-    if (policy->abi_version != CORRAL_POLICY_ABI_VERSION) {
+    if (policy->abi_version < CORRAL_POLICY_ABI_VERSION_MIN ||
+        policy->abi_version > CORRAL_POLICY_ABI_VERSION) {
         g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                    "policy %s: built for policy ABI version %u, corrald speaks version %u",
-                    path, policy->abi_version, CORRAL_POLICY_ABI_VERSION);
+                    "policy %s: built for policy ABI version %u, corrald speaks versions %u "
+                    "to %u", path, policy->abi_version, CORRAL_POLICY_ABI_VERSION_MIN,
+                    CORRAL_POLICY_ABI_VERSION);
         goto refuse;
     }
     if (policy->struct_size != sizeof(corral_policy)) {

@@ -37,6 +37,7 @@ void corral_service_report_fill(const corral_service *svc, corral_service_report
                              !st->listening && st->process_avail == 0 &&
                              st->process_count >= st->process_limit;
 
+    report->queued = corral_service_queued_clients(svc);
     report->processes_spawned = svc->spawned_total;
     report->connections_dropped = svc->connections_dropped;
     report->last_drop = corral_report_unix_time(svc->last_drop_usec);

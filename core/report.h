@@ -38,6 +38,7 @@ typedef struct corral_service_report {
      * clients wait in the listen queue until a process frees up or the
      * policy drops them. */
     bool listen_pending;
+    unsigned queued;              /* clients in the TCP listeners' accept queues now */
 
     uint64_t processes_spawned;   /* processes started, all time */
     uint64_t connections_dropped; /* queued clients accepted and closed */

@@ -878,6 +878,15 @@ void corral_service_listen(corral_service *svc, bool on)
     }
 }
 
+unsigned corral_service_queued_clients(const corral_service *svc)
+{
+    unsigned queued = 0;
+
+    for (guint i = 0; i < svc->listeners->len; i++)
+        queued += corral_listener_queued(g_ptr_array_index(svc->listeners, i));
+    return queued;
+}
+
 unsigned corral_service_drop_queued(corral_service *svc, unsigned max)
 {
     unsigned dropped = 0;

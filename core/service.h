@@ -104,6 +104,8 @@ void corral_service_drain_status(corral_service *svc);
 bool corral_service_spawn(corral_service *svc);
 void corral_service_listen(corral_service *svc, bool on);
 unsigned corral_service_drop_queued(corral_service *svc, unsigned max);
+/* Clients waiting in the TCP listeners' accept queues (listener.h). */
+unsigned corral_service_queued_clients(const corral_service *svc);
 bool corral_service_throttle(corral_service *svc, unsigned msecs);
 bool corral_service_signal(corral_service *svc, corral_process_record *record, int signo);
 unsigned corral_service_signal_all(corral_service *svc, int signo);

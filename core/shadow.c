@@ -148,6 +148,12 @@ static bool sh_drop_one(corral_service *handle)
     return false;
 }
 
+/* A query: the shadow sees the real queue. */
+static unsigned sh_queued_clients(corral_service *handle)
+{
+    return corral_service_queued_clients(shadow_of(handle)->owner->svc);
+}
+
 static bool sh_throttle(corral_service *handle, unsigned msecs)
 {
     journal_add(shadow_of(handle), "throttle for %u ms", msecs);
@@ -200,6 +206,7 @@ static const corral_host shadow_host_template = {
     .timer_add = sh_timer_add,
     .timer_remove = sh_timer_remove,
     .log = sh_log,
+    .queued_clients = sh_queued_clients,
 };
 
 static corral_host shadow_host;

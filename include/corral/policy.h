@@ -86,9 +86,15 @@
 extern "C" {
 #endif
 
-/* Bumped whenever a structure below changes incompatibly.  The loader
- * refuses a plugin whose descriptor carries another version. */
-#define CORRAL_POLICY_ABI_VERSION 1u
+/* The version a plugin built against this header carries.  It goes up
+ * whenever a structure below changes; the loader accepts every version from
+ * CORRAL_POLICY_ABI_VERSION_MIN up to this one and refuses the others.
+ *   1: the first.
+ *   2: corral_host.queued_clients, appended to the host table.  A version 1
+ *      plugin never reads it, so it still loads; a version 2 plugin is
+ *      refused by a corrald that only speaks version 1. */
+#define CORRAL_POLICY_ABI_VERSION 2u
+#define CORRAL_POLICY_ABI_VERSION_MIN 1u
 
 /* The symbol every plugin exports.  libltdl looks for
  * `<module>_LTX_corral_policy_entry` first, then the plain name, so plugins
@@ -286,6 +292,13 @@ typedef struct corral_host {
     /* Logs `service(NAME): <message>` at the given level. */
     void (*log)(corral_service *svc, corral_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+    /* Since ABI version 2.  Clients waiting in the kernel's accept queues
+     * of the service's TCP listeners right now, read without accepting
+     * (TCP_INFO).  Unix listeners cannot be counted this way and add
+     * nothing, so 0 means "none known", not "none": a policy woken by
+     * listener_readable should still assume one. */
+    unsigned (*queued_clients)(corral_service *svc);
 } corral_host;
 
 /* ------------------------------------------------------------------ */

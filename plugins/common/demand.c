@@ -45,7 +45,8 @@ static void log_limit_warning(struct demand *demand)
 
 void demand_client_waiting(struct demand *demand)
 {
-    const corral_service_state *st = demand->spawner->state;
+    const struct spawner *sp = demand->spawner;
+    const corral_service_state *st = sp->state;
 
     if (st->stopping)
         return;
@@ -53,8 +54,15 @@ void demand_client_waiting(struct demand *demand)
         log_limit_warning(demand);
         demand->waiting_at_limit = true;
     } else {
-        /* A failure throttles, which also stops the watching. */
-        (void)spawner_spawn(demand->spawner);
+        /* We watch only while no process has a free slot, so every client
+         * in the queue needs a new one: start them all now rather than one
+         * per wakeup, which would wait for each new process to take its
+         * client before the next could start.  spawner_spawn_many stops
+         * at process_limit, or at a failure, which throttles. */
+        unsigned queued = sp->host->queued_clients(sp->svc);
+        unsigned needed = (queued + st->client_limit - 1) / st->client_limit;
+
+        (void)spawner_spawn_many(demand->spawner, needed > 0 ? needed : 1);
     }
     demand_update(demand);
 }

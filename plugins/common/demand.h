@@ -37,8 +37,9 @@ void demand_init(struct demand *demand, struct spawner *spawner);
  * limit).  Call after anything that changes the counts or the throttle. */
 void demand_update(struct demand *demand);
 
-/* listener_readable: start a process for the client, or warn at the
- * limit. */
+/* listener_readable: start a process for each client_limit clients
+ * waiting in the listen queues (at least one, as a unix listener's queue
+ * cannot be counted), up to process_limit; or warn at the limit. */
 void demand_client_waiting(struct demand *demand);
 
 /* stop(): stop watching. */

@@ -146,6 +146,14 @@ class Corrald:
             raise AssertionError(f"corralctl {args} failed ({out.returncode}): {out.stderr}")
         return json.loads(out.stdout)
 
+    def metrics_text(self):
+        """corralctl metrics: the Prometheus text."""
+        out = subprocess.run([CORRALCTL, "-c", self.conf, "metrics"], capture_output=True,
+                             text=True, timeout=30 * SLOW)
+        if out.returncode != 0:
+            raise AssertionError(f"corralctl metrics failed ({out.returncode}): {out.stderr}")
+        return out.stdout
+
     def log(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")

@@ -161,6 +161,25 @@ class Limits(CorraldTestCase):
         held.close()
         extra.close()
 
+    def test_queued_clients_are_counted_without_being_accepted(self):
+        # The one process reports a free slot but never accepts: clients
+        # wait in the kernel's queue, which corrald reads with TCP_INFO.
+        port = free_port()
+        d = self.corrald(fixture_service(port, "ignore-sigint", process_limit=1)).start()
+        d.wait_children(1)
+        wait_until(lambda: d.status("processes")["processes"][0]["last_status"], 10,
+                   "the first status")
+        self.assertEqual(d.status("status")["services"][0]["queued"], 0)
+        clients = [connect(port) for _ in range(3)]
+        try:
+            wait_until(lambda: d.status("status")["services"][0]["queued"] == 3, 10,
+                       "three queued clients")
+            self.assertIn('corral_service_queued_clients{service="fx"} 3',
+                          d.metrics_text())
+        finally:
+            for c in clients:
+                c.close()
+
     def test_greedy_policy_is_held_to_process_limit_and_signal_set(self):
         port = free_port()
         d = self.corrald(fixture_service(port, "ignore-sigint", policy="policy_fixture_greedy",

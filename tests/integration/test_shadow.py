@@ -32,6 +32,23 @@ class ShadowPolicies(CorraldTestCase):
         self.assertIn("dynamic", table)
         self.assertIn("spawn a process", table)
 
+    def test_shadow_woken_by_a_waiting_client_reads_the_real_queue(self):
+        # No process at start: the first client wakes the listener, and the
+        # shadow ondemand asks the host how many clients wait (TCP_INFO on
+        # the real listener) before it would spawn.
+        port = free_port()
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 0\n"
+                         f"process_limit = 4\nclient_limit = 1\n{VSZ}"
+                         "shadow_policies = ondemand\n")
+        d.start()
+        self.assertEqual(echo_once(port, b"first\n"), b"first\n")
+        d.wait_log(r"service\(echo\): shadow ondemand would: spawn a process", 10)
+        self.assertEqual(echo_once(port, b"again\n"), b"again\n")
+        spawns = [x for x in d.status("journal")["decisions"]
+                  if x["decision"] == "spawn a process"]
+        self.assertEqual({x["policy"] for x in spawns}, {"ondemand"})
+
     def test_shadow_keys_are_validated_against_the_shadow(self):
         d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
                          "shadow_policies = dynamic\ndynamic.max_spares = 3\n")

@@ -443,6 +443,12 @@ static unsigned host_drop_queued(corral_service *svc)
     return action->count;
 }
 
+/* A query, not an action: not recorded. */
+static unsigned host_queued_clients(corral_service *svc)
+{
+    return svc->queued;
+}
+
 static bool host_drop_one(corral_service *svc)
 {
     fake_action *action = record(svc, FAKE_DROP_ONE);
@@ -572,6 +578,7 @@ static const corral_host fake_host_table = {
     .now_usec = host_now_usec,
     .random = host_random,
     .log = host_log,
+    .queued_clients = host_queued_clients,
 };
 
 /* ------------------------------------------------------------------ */

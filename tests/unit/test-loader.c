@@ -47,7 +47,8 @@ static void test_wrong_abi_is_refused_naming_file_and_versions(void **unused)
 {
     char *path = fixture_path("policy_fixture_wrong_abi");
     char *theirs = g_strdup_printf("version %u", CORRAL_POLICY_ABI_VERSION + 1);
-    char *ours = g_strdup_printf("version %u", CORRAL_POLICY_ABI_VERSION);
+    char *ours = g_strdup_printf("versions %u to %u", CORRAL_POLICY_ABI_VERSION_MIN,
+                                 CORRAL_POLICY_ABI_VERSION);
     GError *error = NULL;
 
     (void)unused;
@@ -59,6 +60,22 @@ static void test_wrong_abi_is_refused_naming_file_and_versions(void **unused)
     g_error_free(error);
     g_free(theirs);
     g_free(ours);
+    g_free(path);
+}
+
+/* Version 2 only appended to the host table: a version 1 plugin loads. */
+static void test_older_compatible_abi_loads(void **unused)
+{
+    char *path = fixture_path("policy_fixture_abi_v1");
+    GError *error = NULL;
+    corral_policy_module *module;
+
+    (void)unused;
+    module = corral_policy_module_open(path, &error);
+    assert_null(error);
+    assert_non_null(module);
+    assert_int_equal(module->policy->abi_version, 1);
+    corral_policy_module_unref(module);
     g_free(path);
 }
 
@@ -238,6 +255,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_plugin_loads),
         cmocka_unit_test(test_wrong_abi_is_refused_naming_file_and_versions),
+        cmocka_unit_test(test_older_compatible_abi_loads),
         cmocka_unit_test(test_missing_entry_symbol_is_refused),
         cmocka_unit_test(test_missing_file_is_refused),
         cmocka_unit_test(test_loader_searches_policy_path_and_shares_modules),

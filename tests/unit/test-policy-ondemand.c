@@ -104,6 +104,37 @@ static void test_each_client_finding_no_free_slot_gets_one_process(void **state)
     assert_nothing_refused();
 }
 
+/* Clients already waiting when the listener wakes each get a process at
+ * once, not one per wakeup. */
+static void test_queued_clients_each_get_a_process_at_once(void **state)
+{
+    corral_service *svc = SERVICE(NULL, .process_limit = 10);
+
+    (void)state;
+    fake_host_connect(svc, 4);
+    assert_int_equal(fake_host_count(svc, FAKE_SPAWN), 4);
+    assert_false(state_of(svc)->listening);
+    for (unsigned i = 0; i < 4; i++)
+        fake_host_accept(svc, fake_host_pid(svc, i));
+    assert_int_equal(fake_host_queued(svc), 0);
+    assert_true(state_of(svc)->listening);
+    assert_nothing_refused();
+}
+
+static void test_queued_clients_share_processes_up_to_client_limit_and_process_limit(void **state)
+{
+    corral_service *shared =
+        start_service(&(fake_service_settings){ .process_limit = 10, .client_limit = 2 }, NULL);
+    corral_service *capped = SERVICE(NULL, .name = "capped", .process_limit = 3);
+
+    (void)state;
+    fake_host_connect(shared, 5);
+    assert_int_equal(fake_host_count(shared, FAKE_SPAWN), 3);
+    fake_host_connect(capped, 5);
+    assert_int_equal(fake_host_count(capped, FAKE_SPAWN), 3);
+    assert_nothing_refused();
+}
+
 static void test_free_slot_takes_the_client_without_a_new_process(void **state)
 {
     corral_service *svc = SERVICE(NULL);
@@ -316,6 +347,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(test_no_process_until_a_client_comes),
         TEST(test_each_client_finding_no_free_slot_gets_one_process),
+        TEST(test_queued_clients_each_get_a_process_at_once),
+        TEST(test_queued_clients_share_processes_up_to_client_limit_and_process_limit),
         TEST(test_free_slot_takes_the_client_without_a_new_process),
         TEST(test_idle_process_asked_to_leave_after_process_idle_timeout),
         TEST(test_client_before_the_timeout_restarts_it),

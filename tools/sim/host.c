@@ -364,6 +364,11 @@ static bool host_drop_one(corral_service *svc)
     return sim_connections_drop(host_of(svc)->connections, 1) == 1;
 }
 
+static unsigned host_queued_clients(corral_service *svc)
+{
+    return sim_connections_queued(host_of(svc)->connections);
+}
+
 static void throttle_over(void *data)
 {
     corral_service *svc = data;
@@ -490,6 +495,7 @@ static const corral_host host_table = {
     .now_usec = host_now_usec,
     .random = host_random,
     .log = host_log,
+    .queued_clients = host_queued_clients,
 };
 
 /* ------------------------------------------------------------------ */
