@@ -812,6 +812,11 @@ def section_perconn(ctx):
                       dict(once, process_min_avail=prefork, listen_backlog=backlog)),
         *ctx.corralds("corrald min_avail 0", ctx.worker,
                       dict(once, process_min_avail=0, listen_backlog=backlog)),
+        # On demand with the ondemand policy: a process for every queued
+        # client at once, where the dovecot policy starts one per wakeup (M6).
+        *ctx.corralds("corrald ondemand policy", ctx.worker,
+                      dict(once, process_min_avail=0, listen_backlog=backlog,
+                           policy="ondemand")),
         Dovecot(ctx, "dovecot min_avail 20", ctx.worker, dict(once, process_min_avail=prefork),
                 backlog=backlog),
         Dovecot(ctx, "dovecot min_avail 0", ctx.worker, dict(once, process_min_avail=0),
@@ -1130,7 +1135,9 @@ def targets(results):
     if per:
         base = per["spawnloop (same worker)"]["rate"]
         same = per["rawpool -s 1 (same worker)"]["rate"]
-        for name in ("corrald min_avail 20", "corrald min_avail 0"):
+        for name in ("corrald min_avail 20", "corrald min_avail 0", "corrald ondemand policy"):
+            if name not in per:
+                continue
             r = ratio(per[name]["rate"], base)
             add(f"per-conn: {name} / spawnloop (same worker)", f"{r:.2f}", ">= 0.90", r >= 0.9)
             r = ratio(per[name]["rate"], same)
@@ -1142,6 +1149,14 @@ def targets(results):
             r = ratio(per[f"corrald min_avail {mode}"]["master_us_per_conn"],
                       per[f"dovecot min_avail {mode}"]["master_us_per_conn"])
             add(f"per-conn min_avail {mode}: corrald / dovecot master CPU", f"{r:.2f}",
+                "<= 0.50", r <= 0.5)
+        if "corrald ondemand policy" in per:
+            ours = per["corrald ondemand policy"]
+            theirs = per["dovecot min_avail 0"]
+            add_throughput("per-conn on demand: corrald ondemand policy / dovecot throughput",
+                           ratio(ours["rate"], theirs["rate"]))
+            r = ratio(ours["master_us_per_conn"], theirs["master_us_per_conn"])
+            add("per-conn on demand: corrald ondemand policy / dovecot master CPU", f"{r:.2f}",
                 "<= 0.50", r <= 0.5)
     scale = results.get("scale")
     if scale:

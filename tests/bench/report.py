@@ -34,7 +34,9 @@ def load_rows(section, with_processes=False):
         if not isinstance(r, dict) or "rate" not in r:
             continue
         row = [name, n0(r["rate"]), f"{n0(r['rate_min'])}–{n0(r['rate_max'])}",
-               n2(r["p50_ms"]), n2(r["p99_ms"]), r["failed"], n1(r["master_us_per_conn"]),
+               n2(r["p50_ms"]), n2(r["p99_ms"]), r["failed"],
+               n1(r["master_us_per_conn"]) if r["master_us_per_conn"] >= 1 else
+               n2(r["master_us_per_conn"]),
                n1(r.get("master_ticks_per_1000")), r.get("listen_overflows", "–"),
                f"{r.get('foreign_cpu', 0):.0%}"]
         if with_processes:
@@ -58,7 +60,8 @@ def main():
         if conc in results.get("warm", {}):
             print(f"### Warm pool, concurrency {conc[1:]}\n")
             print(table(LOAD_HEADER, load_rows(results["warm"][conc])) + "\n")
-    for conc, masters in results.get("warm", {}).get("marginal", {}).items():
+    marginal = results.get("warm", {}).get("marginal", {})
+    for conc, masters in sorted(marginal.items(), key=lambda item: int(item[0][1:])):
         print(f"### Marginal master CPU, concurrency {conc[1:]}\n")
         print(table(["master", "connections", "master ms (median)", "connections",
                      "master ms (median)", "marginal µs/conn", "conn/s (long)"],
