@@ -3,6 +3,8 @@
 
 #include <glib.h>
 
+#include "fd-source.h"
+
 /*
  * A GSource of our own rather than g_unix_fd_add(): while a read is put
  * off, the pipe must leave the poll set (it stays readable) and the poll
@@ -104,17 +106,11 @@ corral_status_watch *corral_status_watch_new(int fd, uint64_t interval_usec,
     watch->read = read;
     watch->urgent = urgent;
     watch->data = data;
-    g_source_set_name(source, "corral status pipe");
-    g_source_add_poll(source, &watch->pollfd);
-    g_source_set_can_recurse(source, TRUE);
-    g_source_attach(source, g_main_context_get_thread_default());
+    corral_fd_source_attach(source, &watch->pollfd, "corral status pipe");
     return watch;
 }
 
 void corral_status_watch_free(corral_status_watch *watch)
 {
-    if (watch == NULL)
-        return;
-    g_source_destroy(&watch->source);
-    g_source_unref(&watch->source);
+    corral_fd_source_free(watch != NULL ? &watch->source : NULL);
 }

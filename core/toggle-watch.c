@@ -3,6 +3,8 @@
 
 #include <glib.h>
 
+#include "fd-source.h"
+
 struct corral_toggle_watch {
     GSource source;
     GPollFD pollfd;        /* ours, so the events can change in place */
@@ -54,19 +56,13 @@ corral_toggle_watch *corral_toggle_watch_new(int fd, corral_toggle_watch_fn *fn,
     watch->pollfd.events = 0;
     watch->fn = fn;
     watch->data = data;
-    g_source_set_name(source, "corral toggle watch");
-    g_source_add_poll(source, &watch->pollfd);
-    g_source_set_can_recurse(source, TRUE);
-    g_source_attach(source, g_main_context_get_thread_default());
+    corral_fd_source_attach(source, &watch->pollfd, "corral toggle watch");
     return watch;
 }
 
 void corral_toggle_watch_free(corral_toggle_watch *watch)
 {
-    if (watch == NULL)
-        return;
-    g_source_destroy(&watch->source);
-    g_source_unref(&watch->source);
+    corral_fd_source_free(watch != NULL ? &watch->source : NULL);
 }
 
 void corral_toggle_watch_set(corral_toggle_watch *watch, bool on)
