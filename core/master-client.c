@@ -7,6 +7,7 @@
 #include "report.h"
 #include "service.h"
 #include "stream-server.h"
+#include "tab-escape.h"
 
 /* Dovecot's master_conn_set.input_max_size. */
 #define INPUT_MAX 1024
@@ -24,20 +25,6 @@ struct corral_master_socket {
 
 /* A client's state: whether it has sent its VERSION line. */
 #define GREETED GINT_TO_POINTER(1)
-
-/* Dovecot's str_append_tabescaped(). */
-static void append_tabescaped(GString *out, const char *text)
-{
-    for (const char *p = text; *p != '\0'; p++) {
-        switch (*p) {
-        case '\001': g_string_append(out, "\0011"); break;
-        case '\t': g_string_append(out, "\001t"); break;
-        case '\r': g_string_append(out, "\001r"); break;
-        case '\n': g_string_append(out, "\001n"); break;
-        default: g_string_append_c(out, *p);
-        }
-    }
-}
 
 /* Dovecot's t_strsplit_tabescaped(), in place. */
 static char **split_tabescaped(const char *line)
@@ -73,7 +60,7 @@ static void service_status(corral_master_socket *master, GString *out)
         corral_service_report r;
 
         corral_service_report_fill(g_ptr_array_index(services, i), &r);
-        append_tabescaped(out, r.name);
+        corral_tab_escape_append(out, r.name);
         g_string_append_printf(out,
                                "\t%u\t%u\t%u\t%u\t%u\t%" G_GINT64_FORMAT "\t%u\t%" G_GINT64_FORMAT
                                "\t%c\t%c\t%c\t%" G_GUINT64_FORMAT "\n",
@@ -99,7 +86,7 @@ static void process_status(corral_master_socket *master, char **names, GString *
             corral_process_report r;
 
             corral_process_report_fill(svc, link->data, &r);
-            append_tabescaped(out, r.service);
+            corral_tab_escape_append(out, r.service);
             g_string_append_printf(out,
                                    "\t%d\t%u\t%" G_GUINT64_FORMAT "\t%" G_GINT64_FORMAT
                                    "\t%" G_GINT64_FORMAT "\t%" G_GINT64_FORMAT "\n",

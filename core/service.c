@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "accounting.h"
 #include "corral-build.h"
 #include "listener.h"
 #include "log.h"
@@ -19,6 +20,7 @@
 #include "spawn.h"
 #include "status.h"
 #include "supervisor.h"
+#include "tab-escape.h"
 
 /* Descriptor layout of Dovecot 2.3's lib-master children. */
 enum {
@@ -69,15 +71,7 @@ static char *tab_escape(const char *text)
 {
     GString *out = g_string_new(NULL);
 
-    for (const char *p = text; *p != '\0'; p++) {
-        switch (*p) {
-        case '\001': g_string_append(out, "\0011"); break;
-        case '\t': g_string_append(out, "\001t"); break;
-        case '\r': g_string_append(out, "\001r"); break;
-        case '\n': g_string_append(out, "\001n"); break;
-        default: g_string_append_c(out, *p);
-        }
-    }
+    corral_tab_escape_append(out, text);
     return g_string_free(out, FALSE);
 }
 
@@ -404,28 +398,13 @@ static void remove_all_timers(corral_service *svc)
 static void apply_status(corral_service *svc, corral_process_record *record, unsigned count)
 {
     corral_process *proc = &record->view;
-    corral_service_state *st = &svc->state;
-    unsigned old_count = proc->available_count;
-    uint64_t now = corral_supervisor_now_usec();
+    unsigned old_count;
 
-    proc->last_status_usec = now;
-    proc->initialized = true;
     if (record->first_status_timer != 0) {
         g_source_remove(record->first_status_timer);
         record->first_status_timer = 0;
     }
-    if (count < old_count) {
-        proc->clients_served += old_count - count;
-        proc->idle_since_usec = 0;
-    }
-    if (old_count > 0 && count == 0)
-        st->process_avail--;
-    else if (old_count == 0 && count > 0)
-        st->process_avail++;
-    proc->available_count = count;
-    if (count == st->client_limit && proc->idle_since_usec == 0)
-        proc->idle_since_usec = now;
-
+    old_count = corral_account_status(&svc->state, proc, count, corral_supervisor_now_usec());
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
@@ -809,37 +788,17 @@ bool corral_service_mark_busy(corral_service *svc, corral_process_record *record
 void corral_service_process_exited(corral_service *svc, corral_process_record *record,
                                    int wait_status)
 {
-    corral_service_state *st = &svc->state;
     corral_process *proc = &record->view;
     char *text = corral_exit_text(proc->pid, wait_status);
-    corral_exit exit_info = {
-        .process = proc,
-        .wait_status = wait_status,
-        .success = text == NULL,
-        .before_first_status = !proc->initialized,
-    };
+    corral_exit exit_info;
 
     if (text != NULL) {
         svc_log(svc, CORRAL_LEVEL_ERROR, "%s", text);
+        svc->exit_failures_total++;
         g_free(text);
     }
-    if (exit_info.success) {
-        st->have_success = true;
-        st->exit_failures_in_sec = 0;
-    } else if (!exit_info.before_first_status && !st->have_success) {
-        uint64_t now_sec = corral_supervisor_now_usec() / G_USEC_PER_SEC;
-        if (st->exit_failure_last_sec != now_sec) {
-            st->exit_failure_last_sec = now_sec;
-            st->exit_failures_in_sec = 0;
-        }
-        st->exit_failures_in_sec++;
-    }
-
-    if (!exit_info.success)
-        svc->exit_failures_total++;
-    st->process_count--;
-    if (proc->available_count > 0)
-        st->process_avail--;
+    corral_account_exit(&svc->state, proc, wait_status, corral_supervisor_now_usec(),
+                        &exit_info);
     POLICY_CALL(svc, process_exited, &exit_info);
     forget_process(svc, record);
 }

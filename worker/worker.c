@@ -196,26 +196,34 @@ static void client_gone(corral_worker *worker)
     }
 }
 
+/* Accepts one client if one waits.  False when the queue is empty or
+ * accepting failed for good (then accept_failed has paused it). */
+static bool accept_one(corral_worker *worker, struct cw_listener *listener)
+{
+    int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd >= 0) {
+        conn_accepted(worker, listener, fd);
+        return true;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return false;
+    if (!accept_error_is_transient(errno)) {
+        accept_failed(worker, listener);
+        return false;
+    }
+    return true; /* that connection is lost, not the listener: try the next */
+}
+
 static void listener_ready(struct cw_watch *watch, uint32_t revents)
 {
     struct cw_listener *listener = CW_CONTAINER_OF(watch, struct cw_listener, watch);
-    corral_worker *worker = listener->worker;
 
     (void)revents;
     /* Drains the queue, but never past the client limit: the polled flag
      * drops when the last slot is taken. */
-    while (listener->polled) {
-        int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (fd >= 0)
-            conn_accepted(worker, listener, fd);
-        else if (errno == EAGAIN || errno == EWOULDBLOCK)
-            break;
-        else if (!accept_error_is_transient(errno)) {
-            accept_failed(worker, listener);
-            break;
-        }
-    }
+    while (listener->polled && accept_one(listener->worker, listener))
+        ;
 }
 
 /* Once per loop iteration in which clients left: a client already
@@ -233,19 +241,8 @@ static void take_waiting_clients(corral_worker *worker)
 
         while (budget > 0 && worker->available > 0 && !worker->stopping &&
                !worker->accepting_stopped && !worker->accept_paused && listener->fd >= 0 &&
-               !listener->replaced) {
-            int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
+               !listener->replaced && accept_one(worker, listener))
             budget--;
-            if (fd >= 0)
-                conn_accepted(worker, listener, fd);
-            else if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            else if (!accept_error_is_transient(errno)) {
-                accept_failed(worker, listener);
-                break;
-            }
-        }
     }
     listeners_update(worker);
     cw_status_update(worker);

@@ -2,9 +2,9 @@
 /*
  * fake-host.c - the fake corral_host described in fake-host.h.
  *
- * Where the fake decides something the core also decides (refusals,
- * accounting on spawn, status and exit), it follows core/service.c;
- * keep the two in step.
+ * Status and exit records are counted by the core's own accounting.c.
+ * Where the fake decides something else the core also decides (refusals,
+ * accounting on spawn), it follows core/service.c; keep the two in step.
  */
 #include "fake-host.h"
 
@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "accounting.h"
 
 #include <setjmp.h>
 #include <cmocka.h>
@@ -950,29 +952,15 @@ void fake_host_fail_spawns(corral_service *svc, unsigned count)
     svc->failing_spawns = count;
 }
 
-/* The accounting of core/service.c:apply_status. */
 void fake_host_status(corral_service *svc, pid_t pid, unsigned available_count)
 {
-    corral_service_state *st = &svc->state;
     corral_process *proc = &require_process(svc, pid)->view;
-    unsigned old_count = proc->available_count;
+    unsigned old_count;
 
-    if (available_count > st->client_limit)
+    if (available_count > svc->state.client_limit)
         fail_msg("pid %d reported %u free slots, client_limit is %u", (int)pid, available_count,
-                 st->client_limit);
-    proc->last_status_usec = fake.now;
-    proc->initialized = true;
-    if (available_count < old_count) {
-        proc->clients_served += old_count - available_count;
-        proc->idle_since_usec = 0;
-    }
-    if (old_count > 0 && available_count == 0)
-        st->process_avail--;
-    else if (old_count == 0 && available_count > 0)
-        st->process_avail++;
-    proc->available_count = available_count;
-    if (available_count == st->client_limit && proc->idle_since_usec == 0)
-        proc->idle_since_usec = fake.now;
+                 svc->state.client_limit);
+    old_count = corral_account_status(&svc->state, proc, available_count, fake.now);
 
     if (policy_listens(svc) && svc->policy->status_changed != NULL)
         svc->policy->status_changed(svc->policy_state, proc, old_count);
@@ -987,36 +975,15 @@ void fake_host_first_status_timeout(corral_service *svc, pid_t pid)
     proc->initialized = true;
 }
 
-/* The accounting of core/service.c:corral_service_process_exited. */
 void fake_host_exit(corral_service *svc, pid_t pid, int wait_status)
 {
-    corral_service_state *st = &svc->state;
     struct fake_process *p = require_process(svc, pid), **link;
-    corral_exit exit_info = {
-        .process = &p->view,
-        .wait_status = wait_status,
-        .success = wait_status == 0,
-        .before_first_status = !p->view.initialized,
-    };
+    corral_exit exit_info;
 
     for (link = &svc->processes; *link != p; link = &(*link)->next)
         ;
     *link = p->next;
-
-    if (exit_info.success) {
-        st->have_success = true;
-        st->exit_failures_in_sec = 0;
-    } else if (!exit_info.before_first_status && !st->have_success) {
-        uint64_t now_sec = fake.now / 1000000;
-        if (st->exit_failure_last_sec != now_sec) {
-            st->exit_failure_last_sec = now_sec;
-            st->exit_failures_in_sec = 0;
-        }
-        st->exit_failures_in_sec++;
-    }
-    st->process_count--;
-    if (p->view.available_count > 0)
-        st->process_avail--;
+    corral_account_exit(&svc->state, &p->view, wait_status, fake.now, &exit_info);
 
     if (policy_listens(svc) && svc->policy->process_exited != NULL)
         svc->policy->process_exited(svc->policy_state, &exit_info);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "accounting.h"
 #include "process.h"
 #include "workers.h"
 
@@ -126,71 +127,36 @@ static corral_process *find_process(corral_service *svc, pid_t pid)
 /* ------------------------------------------------------------------ */
 /* What the workers report.                                            */
 
-/* core/service.c:apply_status */
 static void worker_status(void *context, pid_t pid, unsigned count)
 {
     sim_host *host = context;
     corral_service *svc = &host->service;
-    corral_service_state *st = &svc->state;
     corral_process *proc = find_process(svc, pid);
     unsigned old_count;
 
     if (proc == NULL)
         return; /* already reaped */
-    old_count = proc->available_count;
-    proc->last_status_usec = now(host);
-    proc->initialized = true;
-    if (count < old_count) {
-        proc->clients_served += old_count - count;
-        proc->idle_since_usec = 0;
-    }
-    if (old_count > 0 && count == 0)
-        st->process_avail--;
-    else if (old_count == 0 && count > 0)
-        st->process_avail++;
-    proc->available_count = count;
-    if (count == st->client_limit && proc->idle_since_usec == 0)
-        proc->idle_since_usec = now(host);
+    old_count = corral_account_status(&svc->state, proc, count, now(host));
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
-/* core/service.c:corral_service_process_exited */
 static void worker_exited(void *context, pid_t pid, int wait_status)
 {
     sim_host *host = context;
     corral_service *svc = &host->service;
-    corral_service_state *st = &svc->state;
     corral_process *proc = find_process(svc, pid);
+    char *text;
     corral_exit exit_info;
 
     if (proc == NULL)
         return;
-    exit_info = (corral_exit){
-        .process = proc,
-        .wait_status = wait_status,
-        .success = wait_status == 0,
-        .before_first_status = !proc->initialized,
-    };
-    if (!exit_info.success) {
-        char *text = corral_exit_text(pid, wait_status);
+    text = corral_exit_text(pid, wait_status);
+    if (text != NULL) {
         sim_log(host, CORRAL_LOG_ERROR, "%s", text);
         g_free(text);
     }
-    if (exit_info.success) {
-        st->have_success = true;
-        st->exit_failures_in_sec = 0;
-    } else if (!exit_info.before_first_status && !st->have_success) {
-        uint64_t now_sec = now(host) / USEC_PER_SEC;
-        if (st->exit_failure_last_sec != now_sec) {
-            st->exit_failure_last_sec = now_sec;
-            st->exit_failures_in_sec = 0;
-        }
-        st->exit_failures_in_sec++;
-    }
     count_process_time(host);
-    st->process_count--;
-    if (proc->available_count > 0)
-        st->process_avail--;
+    corral_account_exit(&svc->state, proc, wait_status, now(host), &exit_info);
     POLICY_CALL(svc, process_exited, &exit_info);
     g_queue_remove(&svc->processes, proc);
     g_free(proc);
