@@ -4,8 +4,10 @@
 #include <json-glib/json-glib.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "corral-build.h"
 #include "log.h"
 #include "metrics.h"
 #include "report.h"
@@ -174,6 +176,32 @@ static GPtrArray *select_services(corral_control *control, corral_stream_client 
     return selected;
 }
 
+/* corrald itself: what runs, since when, from which file, and how the
+ * last reload went. */
+static void add_daemon(JsonBuilder *builder, corral_supervisor *supervisor)
+{
+    corral_reload_outcome reload;
+
+    corral_supervisor_last_reload(supervisor, &reload);
+    json_builder_set_member_name(builder, "corrald");
+    json_builder_begin_object(builder);
+    add_string(builder, "version", CORRAL_VERSION);
+    add_int(builder, "pid", getpid());
+    add_time(builder, "started", corral_supervisor_start_usec(supervisor) / G_USEC_PER_SEC);
+    add_string(builder, "config", corral_supervisor_config(supervisor)->main_file);
+    json_builder_set_member_name(builder, "last_reload");
+    json_builder_begin_object(builder);
+    add_time(builder, "time", reload.time_usec / G_USEC_PER_SEC);
+    add_bool(builder, "ok", reload.ok);
+    json_builder_set_member_name(builder, "error");
+    if (reload.error != NULL)
+        json_builder_add_string_value(builder, reload.error);
+    else
+        json_builder_add_null_value(builder);
+    json_builder_end_object(builder);
+    json_builder_end_object(builder);
+}
+
 static void command_status(corral_control *control, corral_stream_client *client, char **args)
 {
     GPtrArray *services = select_services(control, client, args);
@@ -183,6 +211,7 @@ static void command_status(corral_control *control, corral_stream_client *client
         return;
     builder = json_builder_new();
     json_builder_begin_object(builder);
+    add_daemon(builder, control->supervisor);
     json_builder_set_member_name(builder, "services");
     json_builder_begin_array(builder);
     for (guint i = 0; i < services->len; i++)

@@ -277,6 +277,44 @@ static char *duration_cell(gint64 secs)
                            secs % 86400 / 3600);
 }
 
+/* One line about corrald itself: "corrald 1.0 pid 42 up 3h02m, FILE,
+ * last reload ok at 12:00:01" (or "FAILED at ...: WHY", or "none"). */
+static void print_daemon(JsonObject *answer)
+{
+    JsonObject *daemon = json_object_has_member(answer, "corrald")
+                             ? json_object_get_object_member(answer, "corrald")
+                             : NULL;
+    JsonObject *reload;
+    GString *line;
+    char *up, *when;
+
+    if (daemon == NULL)
+        return;
+    reload = json_object_has_member(daemon, "last_reload")
+                 ? json_object_get_object_member(daemon, "last_reload")
+                 : NULL;
+    up = duration_cell(MAX((gint64)time(NULL) -
+                               json_object_get_int_member_with_default(daemon, "started", 0),
+                           0));
+    line = g_string_new(NULL);
+    g_string_printf(line, "corrald %s pid %" G_GINT64_FORMAT " up %s, %s, last reload ",
+                    json_object_get_string_member_with_default(daemon, "version", "?"),
+                    json_object_get_int_member_with_default(daemon, "pid", 0), up,
+                    json_object_get_string_member_with_default(daemon, "config", "?"));
+    when = reload != NULL ? time_cell(reload, "time") : g_strdup("-");
+    if (strcmp(when, "-") == 0)
+        g_string_append(line, "none");
+    else if (json_object_get_boolean_member_with_default(reload, "ok", TRUE))
+        g_string_append_printf(line, "ok at %s", when);
+    else
+        g_string_append_printf(line, "FAILED at %s: %s", when,
+                               json_object_get_string_member_with_default(reload, "error", "?"));
+    printf("%s\n", line->str);
+    g_string_free(line, TRUE);
+    g_free(when);
+    g_free(up);
+}
+
 static void print_status(JsonObject *answer)
 {
     static const char *const headers[] = {
@@ -287,6 +325,7 @@ static void print_status(JsonObject *answer)
     JsonArray *services = json_object_get_array_member(answer, "services");
     table t;
 
+    print_daemon(answer);
     table_init(&t, headers);
     for (guint i = 0; services != NULL && i < json_array_get_length(services); i++) {
         JsonObject *s = json_array_get_object_element(services, i);

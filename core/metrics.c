@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "corral-build.h"
 #include "log.h"
 #include "report.h"
 #include "service.h"
@@ -157,6 +158,44 @@ static void append_master(GString *out)
     append_value(out, resident_bytes());
 }
 
+static void append_gauge(GString *out, const char *name, const char *help, double value)
+{
+    append_family(out, name, GAUGE, help);
+    g_string_append_printf(out, "%s ", name);
+    append_value(out, value);
+}
+
+/* corrald itself: build, start, the last reload (named as Prometheus
+ * names its own), and which policy each service runs. */
+static void append_daemon(GString *out, corral_supervisor *supervisor,
+                          const corral_service_report *reports, guint count)
+{
+    corral_reload_outcome reload;
+
+    corral_supervisor_last_reload(supervisor, &reload);
+    append_family(out, "corral_build_info", GAUGE, "Always 1; the version of this corrald.");
+    g_string_append(out, "corral_build_info{version=\"");
+    append_label_value(out, CORRAL_VERSION);
+    g_string_append(out, "\"} 1\n");
+    append_gauge(out, "corral_start_time_seconds", "When corrald started (unix time).",
+                 (double)corral_supervisor_start_usec(supervisor) / G_USEC_PER_SEC);
+    append_gauge(out, "corral_config_last_reload_successful",
+                 "1 if the last configuration reload succeeded (or none was tried), else 0.",
+                 reload.ok);
+    append_gauge(out, "corral_config_last_reload_success_timestamp_seconds",
+                 "When the configuration was last loaded successfully (unix time).",
+                 (double)reload.success_usec / G_USEC_PER_SEC);
+    append_family(out, "corral_service_policy_info", GAUGE,
+                  "Always 1; the policy plugin each service runs.");
+    for (guint i = 0; i < count; i++) {
+        g_string_append(out, "corral_service_policy_info{service=\"");
+        append_label_value(out, reports[i].name);
+        g_string_append(out, "\",policy=\"");
+        append_label_value(out, reports[i].policy);
+        g_string_append(out, "\"} 1\n");
+    }
+}
+
 char *corral_metrics_render(corral_supervisor *supervisor)
 {
     GPtrArray *services = corral_supervisor_services(supervisor);
@@ -179,6 +218,7 @@ char *corral_metrics_render(corral_supervisor *supervisor)
             append_value(out, metric->value(&reports[i]));
         }
     }
+    append_daemon(out, supervisor, reports, services->len);
     append_master(out);
     g_free(reports);
     return g_string_free(out, FALSE);

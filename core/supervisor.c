@@ -34,6 +34,10 @@ struct corral_supervisor {
     bool quitting;                /* SIGQUIT sent: only the final pause is left */
     GMainLoop *loop;
     guint shutdown_timer;
+    int64_t start_usec;           /* unix time */
+    int64_t reload_usec;          /* unix time of the last reload, 0 before any */
+    char *reload_error;           /* NULL when the last reload succeeded */
+    int64_t load_success_usec;    /* the start, or the last reload that worked */
     uint64_t shutdown_deadline_usec;
 };
 
@@ -111,6 +115,8 @@ corral_supervisor *corral_supervisor_new(corral_config *config, GError **error)
     corral_supervisor *supervisor = g_new0(corral_supervisor, 1);
 
     supervisor->retiring = g_ptr_array_new();
+    supervisor->start_usec = g_get_real_time();
+    supervisor->load_success_usec = supervisor->start_usec;
     supervisor->processes = g_hash_table_new(g_direct_hash, g_direct_equal);
     supervisor->dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
     /* Services reach the supervisor through the host while being built. */
@@ -142,6 +148,7 @@ void corral_supervisor_free(corral_supervisor *supervisor)
         g_main_loop_unref(supervisor->loop);
     if (running_supervisor == supervisor)
         running_supervisor = NULL;
+    g_free(supervisor->reload_error);
     g_free(supervisor);
 }
 
@@ -207,6 +214,31 @@ static gboolean on_reload_kill_timer(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+int64_t corral_supervisor_start_usec(const corral_supervisor *supervisor)
+{
+    return supervisor->start_usec;
+}
+
+void corral_supervisor_last_reload(const corral_supervisor *supervisor,
+                                   corral_reload_outcome *outcome)
+{
+    outcome->time_usec = supervisor->reload_usec;
+    outcome->ok = supervisor->reload_error == NULL;
+    outcome->error = supervisor->reload_error;
+    outcome->success_usec = supervisor->load_success_usec;
+}
+
+/* Kept for corralctl status, the metrics and the sd_notify status line. */
+static void record_reload(corral_supervisor *supervisor, const GError *error)
+{
+    supervisor->reload_usec = g_get_real_time();
+    g_clear_pointer(&supervisor->reload_error, g_free);
+    if (error != NULL)
+        supervisor->reload_error = g_strdup(error->message);
+    else
+        supervisor->load_success_usec = supervisor->reload_usec;
+}
+
 bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
 {
     corral_generation *old = supervisor->current;
@@ -236,11 +268,13 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     }
     if (fresh == NULL) {
         log_error("Config reload failed: %s", local->message);
+        record_reload(supervisor, local);
         g_propagate_error(error, local);
         corral_notify_ready();
         return false;
     }
 
+    record_reload(supervisor, NULL);
     corral_generation_retire(old);
     supervisor->current = fresh;
     if (!corral_generation_start(fresh, &local)) {

@@ -131,7 +131,9 @@ class CorralctlStatus(CorraldTestCase):
         d.wait_children(2)
         out = d.ctl("status")
         self.assertEqual(out.returncode, 0, out.stderr)
-        header, row = out.stdout.splitlines()
+        daemon, header, row = out.stdout.splitlines()
+        self.assertRegex(daemon, rf"^corrald \S+ pid {d.proc.pid} up \d+s, "
+                         rf"{re.escape(d.conf)}, last reload none$")
         self.assertEqual(header.split()[:8], ["SERVICE", "POLICY", "STATE", "PROCS", "AVAIL",
                                               "LIMIT", "CLIENTS", "MIN_AVAIL"])
         self.assertEqual(row.split()[:8], ["echo", "dovecot", "running", "2", "2", "10", "5", "2"])
@@ -195,7 +197,7 @@ class CorralctlStatus(CorraldTestCase):
         self.assertLessEqual(s["throttled_until"], time.time() + 3)
         self.assertGreaterEqual(s["exit_failures"], 1)
         self.assertFalse(s["have_success"])
-        row = d.ctl("status").stdout.splitlines()[1]
+        row = d.ctl("status").stdout.splitlines()[2]
         self.assertRegex(row, r"\buntil \d\d:\d\d:\d\d\b")
 
     def test_drops_and_listen_pending_at_process_limit(self):
@@ -381,6 +383,61 @@ class Steering(CorraldTestCase):
         self.assertIn("60-other.conf", out.stderr)
         self.assertIn("process_limitt", out.stderr)
         self.assertEqual([s["name"] for s in d.ctl_json("status")["services"]], ["echo", "other"])
+
+    def test_reloads_are_visible(self):
+        d = self.corrald(echo_service(free_port())).start()
+        d.wait_children(2)
+        started = time.time()
+        status = d.ctl_json("status")
+        daemon = status["corrald"]
+        self.assertEqual((daemon["pid"], daemon["config"]), (d.proc.pid, d.conf))
+        version = subprocess.run([CORRALD, "-V"], capture_output=True, text=True).stdout
+        self.assertEqual(version.split()[1], daemon["version"])
+        self.assertLessEqual(abs(daemon["started"] - started), 30 * SLOW)
+        self.assertEqual(daemon["last_reload"], {"time": None, "ok": True, "error": None})
+        samples, _, _ = parse_exposition(d.ctl("metrics").stdout)
+        self.assertEqual(samples[("corral_build_info", f'{{version="{daemon["version"]}"}}')], 1)
+        start_time = samples[("corral_start_time_seconds", "")]
+        self.assertEqual(int(start_time), daemon["started"])
+        self.assertEqual(samples[("corral_config_last_reload_successful", "")], 1)
+        self.assertEqual(samples[("corral_config_last_reload_success_timestamp_seconds", "")],
+                         start_time)
+        self.assertEqual(samples[("corral_service_policy_info",
+                                  '{service="echo",policy="dovecot"}')], 1)
+
+        conf_file = os.path.join(d.dir, "conf.d", "50-test.conf")
+        with open(conf_file, "a") as f:
+            f.write("process_limitt = 3\n")
+        self.assertEqual(d.ctl("reload").returncode, 1)
+        reload = d.ctl_json("status")["corrald"]["last_reload"]
+        self.assertFalse(reload["ok"])
+        self.assertIn(f"{conf_file}:", reload["error"])
+        self.assertIn("process_limitt", reload["error"])
+        self.assertGreaterEqual(reload["time"], daemon["started"])
+        samples, _, _ = parse_exposition(d.ctl("metrics").stdout)
+        self.assertEqual(samples[("corral_config_last_reload_successful", "")], 0)
+        self.assertEqual(samples[("corral_config_last_reload_success_timestamp_seconds", "")],
+                         start_time)
+        line = d.ctl("status").stdout.splitlines()[0]
+        self.assertRegex(line, r"last reload FAILED at \d\d:\d\d:\d\d: .*process_limitt")
+
+        with open(conf_file) as f:
+            text = f.read().replace("process_limitt = 3\n", "").replace("dovecot", "static")
+        with open(conf_file, "w") as f:
+            f.write(text + "policy = static\n")
+        self.assertEqual(d.ctl("reload").returncode, 0)
+        reload = d.ctl_json("status")["corrald"]["last_reload"]
+        self.assertEqual((reload["ok"], reload["error"]), (True, None))
+        samples, _, _ = parse_exposition(d.ctl("metrics").stdout)
+        self.assertEqual(samples[("corral_config_last_reload_successful", "")], 1)
+        self.assertGreater(samples[("corral_config_last_reload_success_timestamp_seconds", "")],
+                           start_time)
+        self.assertEqual(samples[("corral_service_policy_info",
+                                  '{service="echo",policy="static"}')], 1)
+        self.assertNotIn(("corral_service_policy_info", '{service="echo",policy="dovecot"}'),
+                         samples)
+        self.assertRegex(d.ctl("status").stdout.splitlines()[0],
+                         r"last reload ok at \d\d:\d\d:\d\d$")
 
     def test_stop_waits_for_corrald_to_exit(self):
         d = self.corrald(echo_service(free_port())).start()
@@ -774,6 +831,24 @@ class SystemdIntegration(CorraldTestCase):
         index = notify.messages.index(reloading)
         notify.wait_for(lambda m: "READY" in m and notify.messages.index(m) > index, 5,
                         "READY=1 after the reload")
+
+        # A failed reload shows in STATUS= until a reload succeeds.
+        conf_file = os.path.join(d.dir, "conf.d", "50-test.conf")
+        with open(conf_file) as f:
+            good = f.read()
+        with open(conf_file, "a") as f:
+            f.write("process_limitt = 3\n")
+        notify.messages.clear()
+        self.assertEqual(d.ctl("reload").returncode, 1)
+        failed = notify.wait_for(lambda m: "READY" in m, 5, "READY=1 after the failed reload")
+        self.assertRegex(failed["STATUS"], r"^1 service, 2 processes; last reload failed: "
+                         + re.escape(conf_file) + r":\d+: \[service echo\] process_limitt: ")
+        with open(conf_file, "w") as f:
+            f.write(good)
+        notify.messages.clear()
+        self.assertEqual(d.ctl("reload").returncode, 0)
+        ready = notify.wait_for(lambda m: "READY" in m, 10, "READY=1 after a good reload")
+        self.assertRegex(ready["STATUS"], r"^1 service, \d+ process(es)?$")
 
         d.proc.send_signal(signal.SIGTERM)
         stopping = notify.wait_for(lambda m: "STOPPING" in m, 10, "STOPPING=1")
