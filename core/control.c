@@ -74,6 +74,8 @@ static void add_service(JsonBuilder *builder, const corral_service *svc)
     add_bool(builder, "listening", r.listening);
     add_bool(builder, "listen_pending", r.listen_pending);
     add_int(builder, "queued", r.queued);
+    add_int(builder, "queued_max", r.queued_max);
+    add_int(builder, "process_limit_reached", (int64_t)r.process_limit_reached);
     add_int(builder, "processes_spawned", (int64_t)r.processes_spawned);
     add_int(builder, "connections_dropped", (int64_t)r.connections_dropped);
     add_time(builder, "last_drop", r.last_drop);
@@ -96,13 +98,16 @@ static void add_process(JsonBuilder *builder, const corral_service *svc,
     add_int(builder, "pid", r.pid);
     add_string(builder, "service", r.service);
     add_int(builder, "available_count", r.available_count);
-    add_int(builder, "clients_served", (int64_t)r.clients_served);
+    add_int(builder, "clients_seen", (int64_t)r.clients_seen);
     add_bool(builder, "initialized", r.initialized);
     add_time(builder, "started", r.started);
     add_time(builder, "idle_since", r.idle_since);
     add_time(builder, "last_status", r.last_status);
     add_time(builder, "last_kill", r.last_kill);
     add_int(builder, "age_secs", (int64_t)r.age_secs);
+    add_int(builder, "rss_bytes", (int64_t)r.rss_bytes);
+    json_builder_set_member_name(builder, "cpu_secs");
+    json_builder_add_double_value(builder, (double)r.cpu_usecs / 1e6);
     json_builder_end_object(builder);
 }
 

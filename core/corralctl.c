@@ -315,12 +315,34 @@ static void print_daemon(JsonObject *answer)
     g_free(up);
 }
 
+/* "812K", "12.4M", "1.1G". */
+static char *size_cell(gint64 bytes)
+{
+    static const char units[] = "KMGT";
+    double value = (double)bytes / 1024;
+    int unit = 0;
+
+    while (value >= 1024 && units[unit + 1] != '\0') {
+        value /= 1024;
+        unit++;
+    }
+    return g_strdup_printf(value < 10 && unit > 0 ? "%.1f%c" : "%.0f%c", value, units[unit]);
+}
+
+/* CPU time as "0.42s", "3m07s" or "2h05m". */
+static char *cpu_cell(double secs)
+{
+    if (secs < 60)
+        return g_strdup_printf("%.2fs", secs);
+    return duration_cell((gint64)secs);
+}
+
 static void print_status(JsonObject *answer)
 {
     static const char *const headers[] = {
         "SERVICE", "POLICY", "STATE", "PROCS", "AVAIL", "LIMIT", "CLIENTS", "MIN_AVAIL",
-        "THROTTLED", "LISTENING", "PENDING", "QUEUED", "SPAWNED", "DROPPED", "LAST_DROP", "EXIT_FAILURES",
-        "FAILURES/S", "SUCCESS", NULL,
+        "THROTTLED", "LISTENING", "PENDING", "QUEUED", "QUEUED_MAX", "LIMIT_HITS", "SPAWNED",
+        "DROPPED", "LAST_DROP", "EXIT_FAILURES", "FAILURES/S", "SUCCESS", NULL,
     };
     JsonArray *services = json_object_get_array_member(answer, "services");
     table t;
@@ -348,6 +370,8 @@ static void print_status(JsonObject *answer)
         table_add(&t, bool_cell(s, "listening"));
         table_add(&t, bool_cell(s, "listen_pending"));
         table_add(&t, int_cell(s, "queued"));
+        table_add(&t, int_cell(s, "queued_max"));
+        table_add(&t, int_cell(s, "process_limit_reached"));
         table_add(&t, int_cell(s, "processes_spawned"));
         table_add(&t, int_cell(s, "connections_dropped"));
         table_add(&t, time_cell(s, "last_drop"));
@@ -361,8 +385,8 @@ static void print_status(JsonObject *answer)
 static void print_processes(JsonObject *answer)
 {
     static const char *const headers[] = {
-        "PID", "SERVICE", "AVAILABLE", "SERVED", "IDLE_SINCE", "LAST_STATUS", "LAST_KILL",
-        "AGE", NULL,
+        "PID", "SERVICE", "AVAILABLE", "SEEN", "RSS", "CPU", "IDLE_SINCE", "LAST_STATUS",
+        "LAST_KILL", "AGE", NULL,
     };
     JsonArray *processes = json_object_get_array_member(answer, "processes");
     table t;
@@ -374,7 +398,9 @@ static void print_processes(JsonObject *answer)
         table_add(&t, int_cell(p, "pid"));
         table_add(&t, g_strdup(json_object_get_string_member_with_default(p, "service", "?")));
         table_add(&t, int_cell(p, "available_count"));
-        table_add(&t, int_cell(p, "clients_served"));
+        table_add(&t, int_cell(p, "clients_seen"));
+        table_add(&t, size_cell(json_object_get_int_member_with_default(p, "rss_bytes", 0)));
+        table_add(&t, cpu_cell(json_object_get_double_member_with_default(p, "cpu_secs", 0)));
         table_add(&t, time_cell(p, "idle_since"));
         table_add(&t, time_cell(p, "last_status"));
         table_add(&t, time_cell(p, "last_kill"));

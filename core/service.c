@@ -342,6 +342,18 @@ static void remove_all_timers(corral_service *svc)
 /* ------------------------------------------------------------------ */
 /* Status records.                                                      */
 
+/* Called when a process has just become busy: is every process now busy
+ * at process_limit?  Only a process going to 0 free slots can make it so. */
+static void note_if_full(corral_service *svc)
+{
+    const corral_service_state *st = &svc->state;
+
+    if (st->process_avail == 0 && st->process_count >= st->process_limit) {
+        svc->process_limit_reached_total++;
+        corral_service_sample_queue(svc);
+    }
+}
+
 static void apply_status(corral_service *svc, corral_process_record *record, unsigned count)
 {
     corral_process *proc = &record->view;
@@ -352,6 +364,8 @@ static void apply_status(corral_service *svc, corral_process_record *record, uns
         record->first_status_timer = 0;
     }
     old_count = corral_account_status(&svc->state, proc, count, corral_supervisor_now_usec());
+    if (old_count > 0 && count == 0)
+        note_if_full(svc);
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
@@ -725,10 +739,14 @@ unsigned corral_service_signal_all(corral_service *svc, int signo)
 
 bool corral_service_mark_busy(corral_service *svc, corral_process_record *record)
 {
-    if (record->view.available_count > 0)
+    bool was_available = record->view.available_count > 0;
+
+    if (was_available)
         svc->state.process_avail--;
     record->view.available_count = 0;
     record->view.idle_since_usec = 0;
+    if (was_available)
+        note_if_full(svc);
     return true;
 }
 
@@ -791,6 +809,11 @@ unsigned corral_service_queued_clients(const corral_service *svc)
     for (guint i = 0; i < svc->listeners->len; i++)
         queued += corral_listener_queued(g_ptr_array_index(svc->listeners, i));
     return queued;
+}
+
+void corral_service_sample_queue(corral_service *svc)
+{
+    svc->queued_max = MAX(svc->queued_max, corral_service_queued_clients(svc));
 }
 
 unsigned corral_service_drop_queued(corral_service *svc, unsigned max)

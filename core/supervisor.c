@@ -378,10 +378,26 @@ static void on_signal(const struct signalfd_siginfo *info, void *data)
     }
 }
 
+/* The accept queues fill and empty between any two looks; a look every
+ * second gives the high-water mark that php-fpm's "max listen queue" is. */
+static gboolean on_queue_sample(gpointer data)
+{
+    GPtrArray *services = ((corral_supervisor *)data)->current->services;
+
+    for (guint i = 0; i < services->len; i++) {
+        corral_service *svc = g_ptr_array_index(services, i);
+
+        if (svc->monitoring)
+            corral_service_sample_queue(svc);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
 int corral_supervisor_run(corral_supervisor *supervisor)
 {
     GError *error = NULL;
     int exit_code = 0;
+    guint sample_timer;
 
     if (!corral_signals_start(on_signal, supervisor, &error)) {
         log_error("%s", error->message);
@@ -394,6 +410,7 @@ int corral_supervisor_run(corral_supervisor *supervisor)
              supervisor->current->services->len,
              supervisor->current->services->len == 1 ? "" : "s");
 
+    sample_timer = g_timeout_add_seconds(1, on_queue_sample, supervisor);
     if (corral_generation_start(supervisor->current, &error)) {
         corral_notify_ready();
         g_main_loop_run(supervisor->loop);
@@ -402,6 +419,7 @@ int corral_supervisor_run(corral_supervisor *supervisor)
         g_clear_error(&error);
         exit_code = 1;
     }
+    g_source_remove(sample_timer);
     if (!supervisor->quitting)
         corral_supervisor_reap(supervisor);
     corral_signals_stop();

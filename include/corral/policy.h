@@ -92,7 +92,9 @@ extern "C" {
  *   1: the first.
  *   2: corral_host.queued_clients, appended to the host table.  A version 1
  *      plugin never reads it, so it still loads; a version 2 plugin is
- *      refused by a corrald that only speaks version 1. */
+ *      refused by a corrald that only speaks version 1.
+ * Renaming a field keeps the layout and the version: corral_process's
+ * clients_served became clients_seen, the name of what it counts. */
 #define CORRAL_POLICY_ABI_VERSION 2u
 #define CORRAL_POLICY_ABI_VERSION_MIN 1u
 
@@ -172,7 +174,12 @@ typedef struct corral_process {
     uint64_t last_kill_usec;    /* last corral_host.signal() to it; 0 if none.
                                  * signal_all() does not set it. */
     uint64_t idle_since_usec;   /* 0 while busy */
-    uint64_t clients_served;
+    /* Clients the status records showed the process taking: the sum of
+     * every drop in available_count the master read.  A lower bound, not
+     * a count of clients served: a worker reports at most once a second
+     * unless it fills up or frees its last slot, so clients that come and
+     * go between two reports are never seen (Dovecot's total_count). */
+    uint64_t clients_seen;
     void *policy_data;
 } corral_process;
 

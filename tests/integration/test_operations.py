@@ -174,9 +174,66 @@ class CorralctlStatus(CorraldTestCase):
         out = d.ctl("processes")
         self.assertEqual(out.returncode, 0, out.stderr)
         lines = out.stdout.splitlines()
-        self.assertEqual(lines[0].split(), ["PID", "SERVICE", "AVAILABLE", "SERVED", "IDLE_SINCE",
-                                            "LAST_STATUS", "LAST_KILL", "AGE"])
+        self.assertEqual(lines[0].split(), ["PID", "SERVICE", "AVAILABLE", "SEEN", "RSS", "CPU",
+                                            "IDLE_SINCE", "LAST_STATUS", "LAST_KILL", "AGE"])
         self.assertEqual(sorted(int(line.split()[0]) for line in lines[1:]), d.children())
+
+    def test_process_memory_and_cpu_from_proc(self):
+        port = free_port()
+        d = self.corrald(echo_service(port, process_min_avail=1)).start()
+        (pid,) = d.wait_children(1)
+        # Some CPU time to see: a burst of echoes through the one process.
+        with connect(port) as sock:
+            for _ in range(200):
+                sock.sendall(b"x" * 4000 + b"\n")
+                got = b""
+                while not got.endswith(b"\n"):
+                    got += sock.recv(65536)
+        page = os.sysconf("SC_PAGE_SIZE")
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def from_proc():
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/statm") as f:
+                resident = int(f.read().split()[1])
+            return resident * page, (int(fields[11]) + int(fields[12])) / ticks
+
+        before = from_proc()
+        (p,) = d.ctl_json("processes")["processes"]
+        after = from_proc()
+        self.assertEqual(p["pid"], pid)
+        self.assertGreater(p["rss_bytes"], 0)
+        self.assertLessEqual(min(before[0], after[0]) * 0.9, p["rss_bytes"])
+        self.assertLessEqual(p["rss_bytes"], max(before[0], after[0]) * 1.1)
+        self.assertLessEqual(before[1] - 0.011, p["cpu_secs"])
+        self.assertLessEqual(p["cpu_secs"], after[1] + 0.011)
+        samples, types, _ = parse_exposition(d.ctl("metrics").stdout)
+        labels = f'{{service="echo",pid="{pid}"}}'
+        self.assertGreater(samples[("corral_process_resident_memory_bytes", labels)], 0)
+        self.assertGreaterEqual(samples[("corral_process_cpu_seconds_total", labels)],
+                                before[1] - 0.011)
+        self.assertEqual(types["corral_process_cpu_seconds_total"], "counter")
+
+    def test_clients_seen_is_a_lower_bound(self):
+        port = free_port()
+        d = self.corrald(echo_service(port, process_min_avail=1, process_limit=1)).start()
+        (pid,) = d.wait_children(1)
+        wait_until(lambda: d.ctl_json("processes")["processes"][0]["initialized"], 10,
+                   "the first status")
+        # A client that stays is reported within the worker's one-second pace.
+        with connect(port) as held:
+            held.sendall(b"hold\n")
+            self.assertEqual(held.recv(16), b"hold\n")
+            wait_until(lambda: d.ctl_json("processes")["processes"][0]["clients_seen"] >= 1,
+                       10, "the held client to be seen")
+        # Short clients that come and go between two reports are not.
+        for i in range(30):
+            self.assertEqual(echo_once(port, b"%d\n" % i), b"%d\n" % i)
+        (p,) = d.ctl_json("processes")["processes"]
+        self.assertNotIn("clients_served", p)
+        self.assertGreaterEqual(p["clients_seen"], 1)
+        self.assertLessEqual(p["clients_seen"], 31)
 
     def test_unknown_service_is_exit_5(self):
         d = self.corrald(echo_service(free_port())).start()
@@ -213,6 +270,8 @@ class CorralctlStatus(CorraldTestCase):
         d.wait_log(r"client_limit \(1\) reached, client connections are being dropped", 5)
         s = d.service("echo")
         self.assertEqual((s["listening"], s["listen_pending"]), (False, True))
+        self.assertEqual(s["process_limit_reached"], 1)
+        self.assertEqual(s["queued_max"], 1)
         self.assertEqual((s["process_count"], s["process_avail"]), (1, 0))
         self.assertEqual(extra.recv(16), b"")  # dropped after Dovecot's 10 s
         s = d.wait_service("echo", lambda s: s["connections_dropped"] == 1, 5, "one drop")
@@ -220,6 +279,11 @@ class CorralctlStatus(CorraldTestCase):
         samples, _, _ = parse_exposition(d.ctl("metrics").stdout)
         self.assertEqual(samples[("corral_service_connections_dropped_total",
                                   '{service="echo"}')], 1)
+        self.assertEqual(samples[("corral_service_process_limit_reached_total",
+                                  '{service="echo"}')], 1)
+        # The queue is empty again; its high-water mark stays.
+        self.assertEqual(samples[("corral_service_queued_clients", '{service="echo"}')], 0)
+        self.assertEqual(samples[("corral_service_queued_clients_max", '{service="echo"}')], 1)
 
 
 class Metrics(CorraldTestCase):
@@ -246,6 +310,8 @@ class Metrics(CorraldTestCase):
                                   '{service="echo"}')], 2)
         self.assertEqual(samples[("corral_service_exit_failures_total", '{service="echo"}')], 0)
         self.assertEqual(samples[("corral_service_throttled", '{service="echo"}')], 0)
+        self.assertEqual(samples[("corral_service_exit_storm_failures", '{service="echo"}')], 0)
+        self.assertNotIn("corral_service_exit_failures_in_second", types)
         self.assertGreater(samples[("corral_master_resident_memory_bytes", "")], 0)
         self.assertGreaterEqual(samples[("corral_master_cpu_seconds_total", '{mode="user"}')], 0)
         self.assertEqual(types["corral_master_cpu_seconds_total"], "counter")
