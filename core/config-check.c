@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "config-check.h"
 
+#include <grp.h>
+
 #include "credentials.h"
 
 static void add_problem(corral_config_check *check, GError **error)
@@ -88,6 +90,10 @@ corral_config_check *corral_config_check_new(const corral_config *config)
     check->loader = corral_policy_loader_new(config->policy_dir, NULL);
     check->services = g_ptr_array_new_with_free_func(checked_service_free);
     check->problems = g_ptr_array_new_with_free_func(g_free);
+    if (config->control_group != NULL && getgrnam(config->control_group) == NULL)
+        g_ptr_array_add(check->problems,
+                        g_strdup_printf("%s: [corral] control_group: unknown group '%s'",
+                                        config->main_file, config->control_group));
     for (guint i = 0; i < config->services->len; i++) {
         corral_checked_service *checked = g_new0(corral_checked_service, 1);
 

@@ -124,6 +124,7 @@ static void dump_corral_group(dump *out, const corral_config *config)
                  CORRAL_DEFAULT_RELOAD_KILL_TIMEOUT_MSECS);
     put_string(out, "log_path", config->log_path, NULL);
     put_string(out, "metrics_listener", metrics, NULL);
+    put_string(out, "control_group", config->control_group, NULL);
     g_free(metrics);
 }
 

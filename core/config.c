@@ -715,6 +715,16 @@ static bool set_metrics_listener(corral_config *config, const char *value, char 
     return true;
 }
 
+/* The group whose members may read corralctl's views (status, processes,
+ * journal, metrics) but change nothing; resolved when the socket opens. */
+static bool set_control_group(corral_config *config, const char *value, char **problem)
+{
+    (void)problem;
+    g_free(config->control_group);
+    config->control_group = *value != '\0' ? g_strdup(value) : NULL;
+    return true;
+}
+
 static const struct {
     const char *key;
     corral_key_handler *apply;
@@ -724,6 +734,7 @@ static const struct {
     { "reload_kill_timeout", set_reload_kill_timeout },
     { "log_path", set_log_path },
     { "metrics_listener", set_metrics_listener },
+    { "control_group", set_control_group },
 };
 
 static corral_key_handler *find_corral_key(const char *key)
@@ -1508,6 +1519,7 @@ void corral_config_free(corral_config *config)
     g_free(config->policy_dir);
     g_free(config->log_path);
     g_free(config->metrics_address);
+    g_free(config->control_group);
     g_ptr_array_unref(config->services);
     g_free(config);
 }

@@ -96,6 +96,8 @@ typedef struct corral_config {
     char *policy_dir;        /* [corral] policy_dir, absolute; NULL if unset */
     char *log_path;          /* [corral] log_path, absolute; NULL: log to stderr */
     char *metrics_address;   /* [corral] metrics_listener address; NULL if off */
+    char *control_group;     /* [corral] control_group: may run corralctl's
+                              * read-only commands; NULL if unset */
     guint16 metrics_port;
     unsigned reload_kill_timeout_msecs; /* old processes get SIGTERM, then
                                          * SIGKILL, this long after a reload;

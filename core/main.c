@@ -4,8 +4,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -58,7 +60,11 @@ static bool operator_sockets_open(operator_sockets *sockets, corral_supervisor *
 {
     const corral_config *config = corral_supervisor_config(supervisor);
 
-    sockets->control = corral_control_open(supervisor, config->base_dir, error);
+    sockets->control = corral_control_open(supervisor, config->base_dir, config->control_group,
+                                           error);
+    /* Its control_group messages name the key; add the file and group. */
+    if (sockets->control == NULL && g_str_has_prefix((*error)->message, "control_group:"))
+        g_prefix_error(error, "%s: [corral] ", config->main_file);
     if (sockets->control != NULL)
         sockets->master = corral_master_socket_open(supervisor, config->base_dir, error);
     if (sockets->master != NULL && config->metrics_address != NULL) {
@@ -143,6 +149,10 @@ int main(int argc, char **argv)
     corral_config *config;
     int exit_code;
 
+    /* The user's charset for --help (GLib writes "…" in UTF-8); numbers in
+     * logs, metrics and dumps stay in the C form whatever the locale. */
+    setlocale(LC_ALL, "");
+    setlocale(LC_NUMERIC, "C");
     g_option_context_add_main_entries(context, entries, NULL);
     g_option_context_set_description(context,
         "corrald reads FILE and the conf.d/*.conf files beside it, opens each service's\n"

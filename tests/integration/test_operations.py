@@ -4,6 +4,7 @@ file and log file, each against a live corrald."""
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -21,6 +22,9 @@ from harness import (BUILD, CORRALD, ECHO_WORKER, FIXTURE_POLICY_DIR, FIXTURE_WO
 CORRALCTL = os.path.join(BUILD, "core", "corralctl")
 DOVEADM = shutil.which("doveadm")
 CURL = shutil.which("curl")
+TMUX = shutil.which("tmux")
+BASH = shutil.which("bash")
+COMPLETIONS = os.path.join(os.path.dirname(__file__), "../../conf/bash-completion")
 
 # Starts a program with sockets at fds 3, 4, ... and LISTEN_PID set to its
 # own pid, which exec keeps: what systemd does for a socket unit.
@@ -517,6 +521,247 @@ class Steering(CorraldTestCase):
         self.assertIn("control: shutdown requested by pid=", d.log())
         for name in ("master.pid", "corral.sock", "master"):
             self.assertFalse(os.path.exists(os.path.join(d.base_dir, name)), name)
+
+
+class Cli(CorraldTestCase):
+    """corralctl for daily use: fitted tables, -o, --no-headers, JSON errors,
+    completion, top, and a read-only control_group."""
+
+    def corrald(self, services, **kwargs):
+        daemon = Ops(services, **kwargs)
+        self.addCleanup(daemon.close)
+        return daemon
+
+    def ctl_env(self, d, *args, **env):
+        return subprocess.run([CORRALCTL, "-c", d.conf, *args], capture_output=True, text=True,
+                              timeout=30 * SLOW, env=dict(os.environ, **env))
+
+    def two_services(self):
+        d = self.corrald(echo_service(free_port()) +
+                         echo_service(free_port(), name="imap-login", policy="dynamic",
+                                      process_min_avail=1)).start()
+        d.wait_children(4)
+        return d
+
+    def test_tables_fit_the_terminal(self):
+        d = self.two_services()
+        wide = self.ctl_env(d, "status", COLUMNS="300")
+        narrow = self.ctl_env(d, "status", COLUMNS="80", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+        self.assertEqual((wide.returncode, narrow.returncode), (0, 0), narrow.stderr)
+        self.assertEqual(len(wide.stdout.splitlines()[1].split()), 20)
+        lines = narrow.stdout.splitlines()
+        for line in lines:
+            self.assertLessEqual(len(line), 80, line)
+        header = lines[1].split()
+        self.assertEqual(header[:2], ["SERVICE", "POLICY"])
+        for kept in ("PROCS", "AVAIL", "LIMIT", "THROTTLED", "QUEUED"):
+            self.assertIn(kept, header)
+        self.assertNotIn("SUCCESS", header)
+        self.assertEqual([line.split()[0] for line in lines[2:]], ["echo", "imap-login"])
+        # The daemon line names the long scratch path: cut with an ellipsis.
+        tiny = self.ctl_env(d, "status", COLUMNS="40", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+        first = tiny.stdout.splitlines()[0]
+        self.assertEqual(len(first), 40)
+        self.assertTrue(first.endswith("\u2026"), first)
+        processes = self.ctl_env(d, "processes", COLUMNS="60")
+        for line in processes.stdout.splitlines():
+            self.assertLessEqual(len(line), 60, line)
+        self.assertEqual(processes.stdout.splitlines()[0].split()[:2], ["PID", "SERVICE"])
+
+    def test_columns_and_no_headers(self):
+        d = self.two_services()
+        out = d.ctl("-o", "service,procs,Limit", "status")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.splitlines()
+        self.assertEqual(lines[1].split(), ["SERVICE", "PROCS", "LIMIT"])
+        self.assertEqual(lines[2].split(), ["echo", "2", "10"])
+        out = d.ctl("--no-headers", "-o", "SERVICE", "status")
+        self.assertEqual(out.stdout.split(), ["echo", "imap-login"])
+        out = d.ctl("--no-headers", "-o", "pid", "processes", "echo")
+        self.assertEqual(sorted(int(pid) for pid in out.stdout.split()),
+                         sorted(p["pid"] for p in d.ctl_json("processes", "echo")["processes"]))
+        out = d.ctl("-o", "service,nosuch", "status")
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("unknown column 'nosuch'", out.stderr)
+        self.assertIn("QUEUED_MAX", out.stderr)
+        self.assertEqual(d.ctl("--json", "-o", "pid", "processes").returncode, 2)
+
+    def test_errors_under_json_are_json(self):
+        d = self.corrald(echo_service(free_port()))
+
+        def error_of(*args, code):
+            out = subprocess.run([CORRALCTL, *args], capture_output=True, text=True,
+                                 timeout=30 * SLOW)
+            self.assertEqual(out.returncode, code, (args, out.stdout, out.stderr))
+            return json.loads(out.stdout)["error"]
+        self.assertEqual(error_of("-c", d.conf, "--json", "status", code=3)["kind"],
+                         "not-running")
+        d.start()
+        self.assertEqual(error_of("-c", d.conf, "--json", "status", "nosuch", code=5),
+                         {"kind": "unknown-service", "message": "no service named 'nosuch'"})
+        self.assertEqual(error_of("-c", d.conf, "--json", "bogus", code=2)["kind"], "usage")
+        self.assertEqual(error_of("--json", "--bogus", "status", code=2)["kind"], "usage")
+        missing = os.path.join(d.dir, "missing.conf")
+        self.assertIn("missing.conf: cannot open",
+                      error_of("-c", missing, "--json", "status", code=6)["message"])
+        with open(os.path.join(d.dir, "conf.d", "50-test.conf"), "a") as f:
+            f.write("process_limitt = 3\n")
+        failed = error_of("-c", d.conf, "--json", "reload", code=1)
+        self.assertEqual(failed["kind"], "failed")
+        self.assertIn("process_limitt", failed["message"])
+
+    def test_help_shows_ellipses(self):
+        env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8")
+        for program, usage in ((CORRALD, "[OPTION\u2026]"), (CORRALCTL, "COMMAND [ARGUMENT\u2026]")):
+            out = subprocess.run([program, "--help"], capture_output=True, text=True, env=env)
+            self.assertEqual(out.returncode, 0)
+            self.assertIn(usage, out.stdout)
+            self.assertNotIn("?]", out.stdout)
+
+    @unittest.skipUnless(BASH, "bash is not installed")
+    def test_bash_completion(self):
+        d = self.corrald(echo_service(free_port()) +
+                         echo_service(free_port(), name="imap-login", process_min_avail=1))
+        d.start()
+
+        def complete(program, *words):
+            script = (f"source {shlex.quote(os.path.join(COMPLETIONS, program))}\n"
+                      f"COMP_WORDS=({' '.join(shlex.quote(w) for w in (program,) + words)})\n"
+                      f"COMP_CWORD={len(words)}\n_{program}\n"
+                      'printf "%s\\n" "${COMPREPLY[@]}"\n')
+            env = dict(os.environ, PATH=os.path.dirname(CORRALCTL) + ":" + os.environ["PATH"])
+            out = subprocess.run([BASH, "--norc", "-c", script], capture_output=True, text=True,
+                                 env=env, timeout=30 * SLOW)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            return sorted(out.stdout.split())
+        self.assertEqual(complete("corralctl", "st"), ["status", "stop"])
+        self.assertEqual(complete("corralctl", "service", ""), ["start", "stop"])
+        self.assertEqual(complete("corralctl", "-c", d.conf, "status", ""), ["echo", "imap-login"])
+        self.assertEqual(complete("corralctl", "-c", d.conf, "kill", "i"), ["imap-login"])
+        self.assertEqual(complete("corralctl", "kill", "echo", "US"), ["USR1", "USR2"])
+        self.assertEqual(complete("corralctl", "-o", "SERVICE,QUEUED_"), ["SERVICE,QUEUED_MAX"])
+        self.assertEqual(complete("corralctl", "--no-h"), ["--no-headers"])
+        self.assertEqual(complete("corrald", "--print-"), ["--print-all", "--print-changed"])
+        installed = subprocess.run(["meson", "introspect", "--installed", BUILD],
+                                   capture_output=True, text=True)
+        if installed.returncode == 0:
+            targets = json.loads(installed.stdout).values()
+            for program in ("corralctl", "corrald"):
+                self.assertIn(f"bash-completion/completions/{program}",
+                              "\n".join(targets))
+
+    def test_top_shows_rates(self):
+        d = self.corrald(echo_service(free_port()))
+        d.start()
+        d.wait_children(2)
+        top = subprocess.Popen([CORRALCTL, "-c", d.conf, "top", "-n", "3", "-i", "1"],
+                               stdout=subprocess.PIPE, text=True)
+        self.addCleanup(top.stdout.close)
+        self.addCleanup(lambda: top.poll() is None and top.kill())
+        frames, lines = [], []
+        deadline = time.monotonic() + 20 * SLOW
+        while len(frames) < 3 and time.monotonic() < deadline:
+            line = top.stdout.readline()
+            if not line:
+                break
+            if line == "\n" and lines and lines[-1].startswith("echo"):
+                frames.append(lines)
+                lines = []
+                if len(frames) == 1:
+                    # Between the first frame and the next: two respawns.
+                    self.assertEqual(d.ctl("kill", "echo", "KILL").returncode, 0)
+                    wait_until(lambda: d.service("echo")["processes_spawned"] == 4, 10,
+                               "the respawns")
+            else:
+                lines.append(line.rstrip("\n"))
+        self.assertEqual(top.wait(10 * SLOW), 0)
+        self.assertEqual(len(frames), 3, frames)
+        header = next(l for l in frames[0] if l.startswith("SERVICE")).split()
+        rows = [dict(zip(header, next(l for l in f if l.startswith("echo")).split()))
+                for f in frames]
+        self.assertEqual(rows[0]["SPAWN/S"], "-")
+        self.assertGreater(float(rows[1]["SPAWN/S"]) + float(rows[2]["SPAWN/S"]), 0)
+        self.assertEqual(rows[2]["PROCS"], "2")
+        self.assertRegex(frames[0][0], r"^corralctl top \d\d:\d\d:\d\d, every 1\.0s$")
+
+    @unittest.skipUnless(TMUX, "tmux is not installed (scripts/deps.sh installs it)")
+    def test_top_in_a_terminal(self):
+        d = self.corrald(echo_service(free_port()))
+        d.start()
+        d.wait_children(2)
+        session = f"corral-top-{os.getpid()}-{time.monotonic_ns()}"
+        socket_name = f"corral-test-{os.getpid()}"
+        tmux = [TMUX, "-L", socket_name]
+        subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "80", "-y", "20",
+                               f"{CORRALCTL} -c {shlex.quote(d.conf)} top -i 0.5; "
+                               "echo top-exited-$?; sleep 30"], check=True)
+        self.addCleanup(subprocess.run, tmux + ["kill-server"], capture_output=True)
+
+        def screen():
+            return subprocess.run(tmux + ["capture-pane", "-p", "-t", session],
+                                  capture_output=True, text=True).stdout
+        shown = wait_until(lambda: (lambda s: s if re.search(r"(?m)^echo .*\d+\.\d", s)
+                                    else None)(screen()), 10, "a frame with rates")
+        for line in shown.splitlines():
+            self.assertLessEqual(len(line), 80)
+        self.assertIn("(q quits)", shown)
+        self.assertRegex(shown, r"(?m)^SERVICE +PROCS +AVAIL +LIMIT +QUEUED +SPAWN/S")
+        subprocess.run(tmux + ["send-keys", "-t", session, "q"], check=True)
+        after = wait_until(lambda: (lambda s: s if "top-exited-0" in s else None)(screen()), 10,
+                           "top to quit on q")
+        self.assertNotIn("SERVICE", after)  # the alternate screen is gone
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to make a user and a group")
+    def test_control_group_may_only_read(self):
+        name = f"crl{os.getpid() % 100000}"
+        subprocess.run(["groupadd", name], check=True)
+        self.addCleanup(subprocess.run, ["groupdel", name], capture_output=True)
+        subprocess.run(["useradd", "-M", "-N", "-g", name, "-s", "/usr/sbin/nologin", name],
+                       check=True)
+        self.addCleanup(subprocess.run, ["userdel", name], capture_output=True)
+        d = self.corrald(echo_service(free_port()), corral_extra=f"control_group = {name}\n")
+        d.start()
+        d.wait_children(2)
+        for path in (d.dir, os.path.join(d.dir, "conf.d")):
+            os.chmod(path, 0o755)
+        sock = os.stat(os.path.join(d.base_dir, "corral.sock"))
+        self.assertEqual(stat.S_IMODE(sock.st_mode), 0o660)
+        import grp
+        self.assertEqual(sock.st_gid, grp.getgrnam(name).gr_gid)
+
+        def as_member(*args):
+            return subprocess.run(["setpriv", f"--reuid={name}", f"--regid={name}",
+                                   "--init-groups", CORRALCTL, "-c", d.conf, *args],
+                                  capture_output=True, text=True, timeout=30 * SLOW)
+        for args in (["status"], ["processes"], ["metrics"], ["journal"]):
+            out = as_member(*args)
+            self.assertEqual(out.returncode, 0, (args, out.stderr))
+        self.assertIn("corral_service_processes", as_member("metrics").stdout)
+        for args in (["reload"], ["stop"], ["service", "stop", "echo"], ["kill", "echo"]):
+            out = as_member(*args)
+            self.assertEqual(out.returncode, 4, (args, out.stdout, out.stderr))
+            self.assertIn("members of control_group may only run", out.stderr)
+        out = as_member("--json", "reload")
+        self.assertEqual(json.loads(out.stdout)["error"]["kind"], "permission")
+        d.wait_log(r"control: refused 'reload' to pid=\d+ uid=\d+", 5)
+        # Nothing changed, and corrald's own user still may.
+        self.assertEqual(d.service("echo")["state"], "running")
+        self.assertEqual(len(d.children()), 2)
+        self.assertEqual(d.ctl("reload").returncode, 0)
+        # Someone outside the group does not get in at all.
+        out = d.ctl("status", user=65534)
+        self.assertEqual(out.returncode, 4, out.stderr)
+
+    def test_unknown_control_group_is_a_clear_error(self):
+        d = self.corrald(echo_service(free_port()),
+                         corral_extra="control_group = no-such-group-here\n")
+        code, log = d.run_to_exit()
+        self.assertEqual(code, 1)
+        self.assertIn(f"{d.conf}: [corral] control_group: unknown group 'no-such-group-here'",
+                      log)
+        out = subprocess.run([CORRALD, "-t", "-c", d.conf], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("[corral] control_group: unknown group 'no-such-group-here'", out.stderr)
 
 
 class ConfigTest(CorraldTestCase):
