@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "log.h"
+
 typedef struct dump {
     GString *text;
     corral_dump_mode mode;
@@ -124,6 +126,8 @@ static void dump_corral_group(dump *out, const corral_config *config)
                  CORRAL_DEFAULT_RELOAD_KILL_TIMEOUT_MSECS);
     put_string(out, "log_path", config->log_path, NULL);
     put_string(out, "metrics_listener", metrics, NULL);
+    put_string(out, "log_level", corral_log_level_name((corral_level)config->log_level),
+               corral_log_level_name(CORRAL_LEVEL_INFO));
     put_string(out, "control_group", config->control_group, NULL);
     g_free(metrics);
 }

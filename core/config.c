@@ -22,6 +22,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log.h"
+
 #define MIB (G_GUINT64_CONSTANT(1) << 20)
 
 #define DEFAULT_POLICY CORRAL_DEFAULT_POLICY
@@ -715,6 +717,20 @@ static bool set_metrics_listener(corral_config *config, const char *value, char 
     return true;
 }
 
+/* The least important lines corrald writes; a reload changes it. */
+static bool set_log_level(corral_config *config, const char *value, char **problem)
+{
+    corral_level level;
+
+    if (!corral_log_level_from_name(value, &level)) {
+        set_problem(problem, "'%s' is not a log level (use debug, info, warning or error)",
+                    value);
+        return false;
+    }
+    config->log_level = (int)level;
+    return true;
+}
+
 /* The group whose members may read corralctl's views (status, processes,
  * journal, metrics) but change nothing; resolved when the socket opens. */
 static bool set_control_group(corral_config *config, const char *value, char **problem)
@@ -735,6 +751,7 @@ static const struct {
     { "log_path", set_log_path },
     { "metrics_listener", set_metrics_listener },
     { "control_group", set_control_group },
+    { "log_level", set_log_level },
 };
 
 static corral_key_handler *find_corral_key(const char *key)
@@ -1490,6 +1507,7 @@ corral_config *corral_config_load(const char *main_file, GError **error)
 
     config = g_new0(corral_config, 1);
     config->reload_kill_timeout_msecs = CORRAL_DEFAULT_RELOAD_KILL_TIMEOUT_MSECS;
+    config->log_level = CORRAL_LEVEL_INFO;
     config->main_file = g_canonicalize_filename(main_file, NULL);
     config->dir = g_path_get_dirname(config->main_file);
     config->services = g_ptr_array_new_with_free_func(service_config_free);

@@ -96,6 +96,7 @@ typedef struct corral_config {
     char *policy_dir;        /* [corral] policy_dir, absolute; NULL if unset */
     char *log_path;          /* [corral] log_path, absolute; NULL: log to stderr */
     char *metrics_address;   /* [corral] metrics_listener address; NULL if off */
+    int log_level;           /* [corral] log_level, a corral_level; default info */
     char *control_group;     /* [corral] control_group: may run corralctl's
                               * read-only commands; NULL if unset */
     guint16 metrics_port;

@@ -198,6 +198,7 @@ int main(int argc, char **argv)
     g_free(config_path);
     if (config == NULL)
         goto fatal;
+    corral_log_set_level((corral_level)config->log_level);
     if (config->log_path != NULL && !corral_log_open_file(config->log_path, &error)) {
         g_prefix_error(&error, "%s: [corral] log_path: ", config->main_file);
         corral_config_free(config);
@@ -239,6 +240,8 @@ int main(int argc, char **argv)
     operator_sockets_close(&sockets);
     corral_supervisor_free(supervisor);
     corral_pidfile_release(pidfile);
+    /* The last line, so that a log shows a stop as plainly as a start. */
+    log_info("corrald stopped%s", exit_code == 0 ? "" : " after an error");
     corral_log_close_file();
     return exit_code;
 

@@ -40,8 +40,12 @@ struct corral_timer {
     void *data;
 };
 
-#define svc_log(svc, level, fmt, ...) \
-    corral_log(level, "service(%s): " fmt, (svc)->config->name, ##__VA_ARGS__)
+/* Lines about a service carry its name and policy as journal fields. */
+#define svc_log(svc, level, fmt, ...)                                                   \
+    corral_log_about_line(level,                                                        \
+                          &(corral_log_about){ (svc)->config->name,                      \
+                                               (svc)->policy_module->name, 0 },          \
+                          "service(%s): " fmt, (svc)->config->name, ##__VA_ARGS__)
 
 /* Policy callbacks run only while the service is monitored; during a stop
  * the core alone finishes the work. */
@@ -758,7 +762,10 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
     corral_exit exit_info;
 
     if (text != NULL) {
-        svc_log(svc, CORRAL_LEVEL_ERROR, "%s", text);
+        corral_log_about_line(CORRAL_LEVEL_ERROR,
+                              &(corral_log_about){ svc->config->name, svc->policy_module->name,
+                                                   (int)proc->pid },
+                              "service(%s): %s", svc->config->name, text);
         svc->exit_failures_total++;
         g_free(text);
     }

@@ -228,6 +228,18 @@ void corral_supervisor_last_reload(const corral_supervisor *supervisor,
     outcome->success_usec = supervisor->load_success_usec;
 }
 
+/* Said at the more verbose of the two levels, so that the line shows. */
+static void apply_log_level(corral_level old, corral_level fresh)
+{
+    if (old == fresh)
+        return;
+    if (fresh > old)
+        log_warning("log_level is now %s", corral_log_level_name(fresh));
+    corral_log_set_level(fresh);
+    if (fresh < old)
+        log_warning("log_level is now %s", corral_log_level_name(fresh));
+}
+
 /* Kept for corralctl status, the metrics and the sd_notify status line. */
 static void record_reload(corral_supervisor *supervisor, const GError *error)
 {
@@ -275,6 +287,8 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     }
 
     record_reload(supervisor, NULL);
+    apply_log_level((corral_level)old->config->log_level,
+                    (corral_level)fresh->config->log_level);
     corral_generation_retire(old);
     supervisor->current = fresh;
     if (!corral_generation_start(fresh, &local)) {

@@ -208,8 +208,10 @@ class CorralctlStatus(CorraldTestCase):
         after = from_proc()
         self.assertEqual(p["pid"], pid)
         self.assertGreater(p["rss_bytes"], 0)
-        self.assertLessEqual(min(before[0], after[0]) * 0.9, p["rss_bytes"])
-        self.assertLessEqual(p["rss_bytes"], max(before[0], after[0]) * 1.1)
+        # /proc/PID/stat and statm read the same counters, which the kernel
+        # updates lazily: close, not equal.  A wrong field or unit is far off.
+        self.assertLessEqual(min(before[0], after[0]) * 0.5, p["rss_bytes"])
+        self.assertLessEqual(p["rss_bytes"], max(before[0], after[0]) * 2)
         self.assertLessEqual(before[1] - 0.011, p["cpu_secs"])
         self.assertLessEqual(p["cpu_secs"], after[1] + 0.011)
         samples, types, _ = parse_exposition(d.ctl("metrics").stdout)
@@ -762,6 +764,117 @@ class Cli(CorraldTestCase):
         out = subprocess.run([CORRALD, "-t", "-c", d.conf], capture_output=True, text=True)
         self.assertEqual(out.returncode, 1)
         self.assertIn("[corral] control_group: unknown group 'no-such-group-here'", out.stderr)
+
+
+def read_journal_entry(data):
+    """Fields of one datagram of journald's native protocol."""
+    fields, rest = {}, data
+    while rest:
+        line, sep, after = rest.partition(b"\n")
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            fields[key.decode()] = value.decode()
+            rest = after
+        else:  # KEY\n, 64-bit little-endian length, value, \n
+            size = int.from_bytes(after[:8], "little")
+            fields[line.decode()] = after[8:8 + size].decode()
+            rest = after[8 + size + 1:]
+    return fields
+
+
+class LogOutput(CorraldTestCase):
+    def corrald(self, services, **kwargs):
+        daemon = Ops(services, **kwargs)
+        self.addCleanup(daemon.close)
+        return daemon
+
+    def test_timestamps_have_the_zone_and_the_last_line_says_stopped(self):
+        d = self.corrald(echo_service(free_port()))
+        d.start(env={"TZ": "CRL-2"})
+        d.wait_children(2)
+        self.assertEqual(d.stop(), 0)
+        lines = d.log().splitlines()
+        self.assertRegex(lines[0], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \+0200 Info: "
+                                   r"corrald v\S+ starting up")
+        self.assertRegex(lines[-1], r" \+0200 Info: corrald stopped$")
+
+    def test_log_level_changes_with_a_reload(self):
+        d = self.corrald(echo_service(free_port()), corral_extra="log_level = warning\n")
+        d.start(wait_ready=False)
+        wait_until(lambda: os.path.exists(os.path.join(d.base_dir, "corral.sock")), 10,
+                   "the control socket")
+        d.wait_children(2)
+        self.assertNotIn("Info:", d.log())
+        with open(d.conf, "a") as f:
+            f.write("log_level = debug\n")
+        self.assertEqual(d.ctl("reload").returncode, 0)
+        d.wait_log(r"Warning: log_level is now debug", 5)
+        self.assertEqual(d.ctl("status").returncode, 0)
+        d.wait_log(r"Debug: control: status from pid=\d+", 5)
+        with open(d.conf, "a") as f:
+            f.write("log_level = error\n")
+        self.assertEqual(d.ctl("reload").returncode, 0)
+        d.wait_log(r"Warning: log_level is now error", 5)
+        before = d.log()
+        self.assertEqual(d.ctl("status").returncode, 0)
+        self.assertEqual(d.ctl("reload").returncode, 0)
+        self.assertEqual(d.log(), before)
+        with open(d.conf, "a") as f:
+            f.write("log_level = loud\n")
+        out = d.ctl("reload")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("[corral] log_level: 'loud' is not a log level", out.stderr)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"),
+                         "needs root and unshare for a private /run")
+    def test_journald_gets_structured_fields(self):
+        journal_dir = tempfile.mkdtemp(prefix="corral-journal-")
+        self.addCleanup(shutil.rmtree, journal_dir, True)
+        journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(journal.close)
+        journal.bind(os.path.join(journal_dir, "socket"))
+        d = self.corrald(echo_service(free_port()))
+        open(d.log_path, "wb").close()
+        st = os.stat(d.log_path)
+        env = dict(os.environ, CORRAL_POLICY_PATH=FIXTURE_POLICY_DIR,
+                   JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        # corrald sees our socket as /run/systemd/journal/socket.
+        private_run = ('mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && '
+                       'mount --bind "$0" /run/systemd/journal && exec "$@"')
+        d.log_file = open(d.log_path, "ab")
+        d.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                   private_run, journal_dir] + WRAPPER +
+                                  [CORRALD, "-F", "-c", d.conf],
+                                  stdout=d.log_file, stderr=subprocess.STDOUT, env=env,
+                                  start_new_session=True)
+        entries = []
+
+        def entry_where(predicate):
+            journal.settimeout(0.2)
+            try:
+                entries.append(read_journal_entry(journal.recv(65536)))
+            except socket.timeout:
+                pass
+            return next((e for e in entries if predicate(e)), None)
+        started = wait_until(lambda: entry_where(
+            lambda e: re.match(r"corrald v\S+ starting up", e.get("MESSAGE", ""))), 10,
+            "the start in the journal")
+        self.assertEqual((started["PRIORITY"], started["SYSLOG_IDENTIFIER"]), ("6", "corrald"))
+        self.assertNotIn("SERVICE", started)
+        d.wait_children(2)
+        victim = d.children()[0]
+        os.kill(victim, signal.SIGKILL)
+        died = wait_until(lambda: entry_where(lambda e: e.get("PID") == str(victim)), 10,
+                          "the death in the journal")
+        self.assertEqual((died["SERVICE"], died["POLICY"], died["PRIORITY"]),
+                         ("echo", "dovecot", "3"))
+        self.assertIn("killed with signal 9", died["MESSAGE"])
+        d.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(d.proc.wait(15 * SLOW), 0)
+        wait_until(lambda: entry_where(lambda e: e.get("MESSAGE") == "corrald stopped"), 5,
+                   "the last line in the journal")
+        # Everything went to the journal; nothing fell back to stderr.
+        self.assertEqual(d.log(), "")
 
 
 class ConfigTest(CorraldTestCase):
