@@ -23,6 +23,7 @@ CORRALCTL = os.path.join(BUILD, "core", "corralctl")
 DOVEADM = shutil.which("doveadm")
 CURL = shutil.which("curl")
 TMUX = shutil.which("tmux")
+PROMTOOL = shutil.which("promtool")
 BASH = shutil.which("bash")
 COMPLETIONS = os.path.join(os.path.dirname(__file__), "../../conf/bash-completion")
 
@@ -321,6 +322,17 @@ class Metrics(CorraldTestCase):
         self.assertGreater(samples[("corral_master_resident_memory_bytes", "")], 0)
         self.assertGreaterEqual(samples[("corral_master_cpu_seconds_total", '{mode="user"}')], 0)
         self.assertEqual(types["corral_master_cpu_seconds_total"], "counter")
+
+    @unittest.skipUnless(PROMTOOL, "promtool is not installed (scripts/deps.sh installs prometheus)")
+    def test_promtool_accepts_the_exposition(self):
+        d = self.corrald(echo_service(free_port()) +
+                         echo_service(free_port(), name="second", process_min_avail=1)).start()
+        d.wait_children(3)
+        text = d.ctl("metrics").stdout
+        self.assertIn("corral_process_cpu_seconds_total{", text)
+        out = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                             text=True, timeout=60 * SLOW)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
 
     @unittest.skipUnless(CURL, "curl is not installed (scripts/deps.sh installs it)")
     def test_http_endpoint_with_curl(self):
@@ -937,6 +949,12 @@ class ConfigTest(CorraldTestCase):
         out = self.offline("-t", "-c", d.conf)
         self.assertEqual(out.returncode, 1)
         self.assertRegex(out.stderr, re.escape(d.conf) + r":4: ")
+
+    def test_shipped_example_configuration_is_good(self):
+        example = os.path.join(os.path.dirname(__file__), "../../conf/corral.conf")
+        out = self.offline("-t", "-c", example)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("is ok (1 service)", out.stdout)
 
     def test_stray_arguments_are_an_error(self):
         d = self.corrald(echo_service(free_port()))
