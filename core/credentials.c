@@ -5,12 +5,24 @@
 #include <pwd.h>
 #include <unistd.h>
 
+/* "FILE:LINE" of `key` in the service's group, or "FILE" without one. */
+static char *place_of(const corral_service_config *config, const char *key)
+{
+    unsigned line = config->key_lines != NULL
+                        ? GPOINTER_TO_UINT(g_hash_table_lookup(config->key_lines, key))
+                        : 0;
+
+    return line != 0 ? g_strdup_printf("%s:%u", config->file, line) : g_strdup(config->file);
+}
+
 static bool unknown(GError **error, const corral_service_config *config, const char *key,
                     const char *what, const char *name)
 {
+    char *place = place_of(config, key);
+
     g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                "%s: [service %s] %s: unknown %s '%s'", config->file, config->name, key, what,
-                name);
+                "%s: [service %s] %s: unknown %s '%s'", place, config->name, key, what, name);
+    g_free(place);
     return false;
 }
 
@@ -63,10 +75,12 @@ static bool resolve(const corral_service_config *config, corral_credentials *cre
     /* A worker is the first thing a client talks to: root must be asked
      * for, never the default. */
     if ((credentials->uid == (uid_t)-1 || credentials->uid == 0) && !config->allow_root) {
+        char *place = place_of(config, config->user != NULL ? "user" : "allow_root");
+
         g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
                     "%s: [service %s] user: the service would run as root; set user = NAME, "
-                    "or allow_root = yes to run it as root deliberately", config->file,
-                    config->name);
+                    "or allow_root = yes to run it as root deliberately", place, config->name);
+        g_free(place);
         return false;
     }
     return true;

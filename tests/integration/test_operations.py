@@ -920,7 +920,8 @@ class ConfigTest(CorraldTestCase):
     def test_bad_configuration_names_every_problem(self):
         d = self.corrald(self.shadowed_service(free_port(), min_spare="lots")
                          + "queue.bogus = 1\n"
-                         + echo_service(free_port(), name="two", policy="nosuch"))
+                         + echo_service(free_port(), name="two", policy="nosuch")
+                         + echo_service(free_port(), name="three", user="no-such-user-here"))
         test_file = os.path.join(d.dir, "conf.d", "50-test.conf")
         with open(test_file) as f:
             lines = f.read().splitlines()
@@ -936,6 +937,9 @@ class ConfigTest(CorraldTestCase):
                       "unknown key (policy 'queue' does not declare it)", out.stderr)
         self.assertIn(f"{test_file}:{line_of('policy = nosuch')}: [service two] policy: "
                       "policy 'nosuch': no nosuch.so", out.stderr)
+        if os.geteuid() == 0:  # names are looked up only where they would apply
+            self.assertIn(f"{test_file}:{line_of('user = no-such-user-here')}: [service three] "
+                          "user: unknown user 'no-such-user-here'", out.stderr)
         self.assertIn(f"configuration {d.conf} test failed", out.stderr)
 
     def test_syntax_error_and_core_key_error(self):
