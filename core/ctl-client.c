@@ -43,6 +43,16 @@ static void print_error_json(const char *kind, const char *message)
     g_object_unref(builder);
 }
 
+static void report(int code, const char *kind, const char *message)
+{
+    if (ctl_json)
+        print_error_json(kind, message);
+    else if (code == CTL_EXIT_USAGE)
+        fprintf(stderr, "corralctl: %s\nTry 'corralctl --help'.\n", message);
+    else
+        fprintf(stderr, "corralctl: %s\n", message);
+}
+
 void ctl_die(int code, const char *kind, const char *format, ...)
 {
     va_list args;
@@ -51,12 +61,7 @@ void ctl_die(int code, const char *kind, const char *format, ...)
     va_start(args, format);
     message = g_strdup_vprintf(format, args);
     va_end(args);
-    if (ctl_json)
-        print_error_json(kind, message);
-    else if (code == CTL_EXIT_USAGE)
-        fprintf(stderr, "corralctl: %s\nTry 'corralctl --help'.\n", message);
-    else
-        fprintf(stderr, "corralctl: %s\n", message);
+    report(code, kind, message);
     g_free(message);
     exit(code);
 }
@@ -142,20 +147,24 @@ bool ctl_read_until_eof(int fd, const char *path, GString *into, int timeout_mse
     }
 }
 
-/* Ends the program for an error answer, with the code for its kind. */
-static void fail_on_error(JsonObject *answer)
+/* Ends the program for an error answer, with the code for its kind; the
+ * parser goes first, so that nothing is left behind. */
+static void fail_on_error(JsonObject *answer, JsonParser *parser)
 {
     JsonObject *error;
-    const char *kind, *message;
+    char *kind, *message;
     int code = CTL_EXIT_FAILED;
 
     if (!json_object_has_member(answer, "error"))
         return;
     error = json_object_get_object_member(answer, "error");
-    kind = error != NULL ? json_object_get_string_member_with_default(error, "kind", "failed")
-                         : CORRAL_CONTROL_ERROR_FAILED;
-    message = error != NULL ? json_object_get_string_member_with_default(error, "message", "?")
-                            : "corrald refused the command";
+    kind = g_strdup(error != NULL
+                        ? json_object_get_string_member_with_default(error, "kind", "failed")
+                        : CORRAL_CONTROL_ERROR_FAILED);
+    message = g_strdup(error != NULL
+                           ? json_object_get_string_member_with_default(error, "message", "?")
+                           : "corrald refused the command");
+    g_object_unref(parser);
     if (strcmp(kind, CORRAL_CONTROL_ERROR_UNKNOWN_SERVICE) == 0)
         code = CTL_EXIT_UNKNOWN_SERVICE;
     else if (strcmp(kind, CORRAL_CONTROL_ERROR_USAGE) == 0)
@@ -164,11 +173,13 @@ static void fail_on_error(JsonObject *answer)
         code = CTL_EXIT_PERMISSION;
     /* corrald's usage errors are about the request, not the command line:
      * no "Try --help". */
-    if (code == CTL_EXIT_USAGE && !ctl_json) {
+    if (code == CTL_EXIT_USAGE && !ctl_json)
         fprintf(stderr, "corralctl: %s\n", message);
-        exit(code);
-    }
-    ctl_die(code, kind, "%s", message);
+    else
+        report(code, kind, message);
+    g_free(kind);
+    g_free(message);
+    exit(code);
 }
 
 JsonObject *ctl_parse_answer(const GString *text, const char *path, JsonParser **parser_out)
@@ -184,7 +195,7 @@ JsonObject *ctl_parse_answer(const GString *text, const char *path, JsonParser *
         ctl_die(CTL_EXIT_FAILED, CORRAL_CONTROL_ERROR_FAILED, "unexpected answer from %s%s%s",
                 path, error != NULL ? ": " : "", error != NULL ? error->message : "");
     answer = json_node_get_object(root);
-    fail_on_error(answer);
+    fail_on_error(answer, parser);
     *parser_out = parser;
     return answer;
 }
