@@ -334,6 +334,14 @@ class Metrics(CorraldTestCase):
                              text=True, timeout=60 * SLOW)
         self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
 
+    def test_every_metric_is_documented(self):
+        d = self.corrald(echo_service(free_port())).start()
+        d.wait_children(2)
+        _, types, _ = parse_exposition(d.ctl("metrics").stdout)
+        with open(os.path.join(os.path.dirname(__file__), "../../docs/operations.md")) as f:
+            documented = set(re.findall(r"`(corral_[a-z_]+)", f.read()))
+        self.assertEqual(sorted(set(types) - documented), [])
+
     @unittest.skipUnless(CURL, "curl is not installed (scripts/deps.sh installs it)")
     def test_http_endpoint_with_curl(self):
         http_port = free_port()
