@@ -6,10 +6,12 @@ set -eu
 # Build: compiler, meson, glib, libltdl, json-glib.  Tests: cmocka, python3
 # (integration harness), valgrind, curl, clang with its libFuzzer runtime,
 # Debian's dovecot-core (interoperability, doveadm), xinetd and ucspi-tcp
-# (benchmark contenders), groff-base (manual page checks).
+# (benchmark contenders), groff-base (manual page checks), systemd
+# (systemd-analyze verify and security on the units, systemd-sysusers and
+# systemd-tmpfiles on the snippets).
 packages="gcc libc6-dev meson ninja-build pkg-config libglib2.0-dev libltdl-dev
 libjson-glib-dev libcmocka-dev python3 netcat-openbsd valgrind curl clang
-libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base"
+libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base systemd"
 
 missing=""
 for pkg in $packages; do

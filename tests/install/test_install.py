@@ -8,7 +8,11 @@
    sysconfdir with base_dir in /run/corral and an empty conf.d/, the unit,
    corral-worker.pc, an RPATH on the example worker outside /usr, and no
    file that names the build or source folder.
-2. The build's corrald copied out of the build tree searches only the
+2. The installed systemd units verify (`systemd-analyze verify`, with the
+   programs pointed at the build's), the service's exposure is at most 5.0
+   (`systemd-analyze security --offline=true`), and the sysusers.d and
+   tmpfiles.d snippets apply to an empty root.
+3. The build's corrald copied out of the build tree searches only the
    installed folders, while the same binary in the build tree also finds the
    build's plugins (core/build-tree.h).
 """
@@ -96,6 +100,72 @@ class StagedInstall(unittest.TestCase):
                     if tree.encode() in data:
                         found.append(f"{path} names {tree}")
         self.assertEqual(found, [])
+
+
+@unittest.skipIf(shutil.which("systemd-analyze") is None, "systemd-analyze is not installed")
+class SystemdFiles(unittest.TestCase):
+    MAX_EXPOSURE = 5.0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.scratch = tempfile.mkdtemp(prefix="corral-units-")
+        cls.stage = os.path.join(cls.scratch, "stage")
+        out = run(["meson", "install", "-C", BUILD, "--destdir", cls.stage, "--no-rebuild",
+                   "--quiet"])
+        if out.returncode != 0:
+            raise AssertionError(out.stdout)
+        # verify wants the programs to exist: point the unit at the build's.
+        with open(find_file(cls.stage, "corrald.service")) as f:
+            unit = f.read()
+        unit = unit.replace(f"{PREFIX}/sbin/corrald", os.path.join(BUILD, "core", "corrald"))
+        unit = unit.replace(f"{PREFIX}/bin/corralctl", os.path.join(BUILD, "core", "corralctl"))
+        cls.units = os.path.join(cls.scratch, "units")
+        os.makedirs(cls.units)
+        cls.service = os.path.join(cls.units, "corrald.service")
+        with open(cls.service, "w") as f:
+            f.write(unit)
+        shutil.copy(find_file(cls.stage, "corrald.socket"), cls.units)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.scratch, ignore_errors=True)
+
+    def test_units_verify(self):
+        out = run(["systemd-analyze", "verify", "--man=no", self.service,
+                   os.path.join(self.units, "corrald.socket")])
+        self.assertEqual(out.returncode, 0, out.stdout)
+        self.assertEqual(out.stdout.strip(), "")
+
+    def test_service_exposure_is_low(self):
+        out = run(["systemd-analyze", "security", "--offline=true", "--no-pager", self.service])
+        found = re.search(r"Overall exposure level for corrald\.service: (\d+\.\d+)", out.stdout)
+        self.assertIsNotNone(found, out.stdout)
+        self.assertLessEqual(float(found.group(1)), self.MAX_EXPOSURE, out.stdout)
+
+    def test_service_keeps_type_notify_and_its_runtime_directory(self):
+        with open(self.service) as f:
+            unit = f.read()
+        self.assertRegex(unit, r"(?m)^Type=notify$")
+        self.assertRegex(unit, r"(?m)^RuntimeDirectory=corral$")
+
+    def test_sysusers_and_tmpfiles_apply(self):
+        root = os.path.join(self.scratch, "root")
+        os.makedirs(os.path.join(root, "etc"))
+        for name in ("passwd", "group"):
+            open(os.path.join(root, "etc", name), "w").close()
+        out = run(["systemd-sysusers", f"--root={root}", self.snippet("sysusers.d")])
+        self.assertEqual(out.returncode, 0, out.stdout)
+        with open(os.path.join(root, "etc", "passwd")) as f:
+            self.assertRegex(f.read(), r"(?m)^corral:x:\d+:\d+:")
+        out = run(["systemd-tmpfiles", f"--root={root}", "--create", self.snippet("tmpfiles.d")])
+        self.assertEqual(out.returncode, 0, out.stdout)
+        self.assertTrue(os.path.isdir(os.path.join(root, "run", "corral")))
+
+    def snippet(self, folder):
+        for top, _, files in os.walk(self.stage):
+            if os.path.basename(top) == folder and "corral.conf" in files:
+                return os.path.join(top, "corral.conf")
+        raise AssertionError(f"no {folder}/corral.conf under {self.stage}")
 
 
 class BuildTreeSearch(unittest.TestCase):
