@@ -6,7 +6,8 @@
 
 1. `meson install --destdir STAGE` of the build: the configuration in
    sysconfdir with base_dir in /run/corral and an empty conf.d/, the unit,
-   corral-worker.pc, an RPATH on the example worker outside /usr, and no
+   corral-worker.pc, the worker library shared and static, an example
+   worker that needs no shared library of ours, and no
    file that names the build or source folder.
 2. The installed systemd units verify (`systemd-analyze verify`, with the
    programs pointed at the build's), the service's exposure is at most 5.0
@@ -81,13 +82,17 @@ class StagedInstall(unittest.TestCase):
         libdir = out.stdout.split("-L", 1)[1].split()[0]
         self.assertTrue(os.path.isfile(os.path.join(libdir, "libcorral-worker.so.0")), libdir)
 
-    def test_example_worker_has_an_rpath_outside_usr(self):
+    def test_example_worker_runs_without_the_shared_library(self):
         worker = find_file(self.stage, "corral-echo-worker")
         dynamic = run(["readelf", "-d", worker]).stdout
-        if PREFIX == "/usr":
-            self.assertNotRegex(dynamic, r"RPATH|RUNPATH")
-        else:
-            self.assertRegex(dynamic, rf"R(UN)?PATH.*\[{PREFIX}/lib")
+        self.assertIn("libc.so", dynamic)
+        self.assertNotIn("libcorral-worker", dynamic)
+
+    def test_shared_and_static_worker_library_are_installed(self):
+        shared = find_file(self.stage, "libcorral-worker.so.0")
+        self.assertIn("SONAME", run(["readelf", "-d", shared]).stdout)
+        self.assertIn("Library soname: [libcorral-worker.so.0]", run(["readelf", "-d", shared]).stdout)
+        find_file(self.stage, "libcorral-worker.a")
 
     def test_no_installed_file_names_the_build_or_source_folder(self):
         found = []
