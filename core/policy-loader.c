@@ -247,8 +247,8 @@ void corral_policy_module_unref(corral_policy_module *module)
     g_free(module);
 }
 
-static bool parse_key_value(const corral_policy_key *key, const char *text,
-                            corral_policy_value *value, char **problem)
+bool corral_policy_key_parse(const corral_policy_key *key, const char *text,
+                             corral_policy_value *value, char **problem)
 {
     guint64 number = 0;
     guint64 max = key->max != 0 ? key->max : G_MAXUINT64;
@@ -279,6 +279,13 @@ static bool parse_key_value(const corral_policy_key *key, const char *text,
     }
     value->u = number;
     return true;
+}
+
+const char *corral_policy_key_default(const corral_policy_key *key)
+{
+    if (key->default_value != NULL)
+        return key->default_value;
+    return key->type == CORRAL_KEY_STRING ? "" : "0";
 }
 
 /* "FILE:LINE" when the line of `key` is known, else "FILE". */
@@ -341,8 +348,8 @@ static corral_policy_value *parse_values(const corral_policy_module *module,
         char *problem = NULL;
 
         if (source == NULL)
-            source = key->type == CORRAL_KEY_STRING ? "" : "0";
-        if (!parse_key_value(key, source, &values[i], &problem)) {
+            source = corral_policy_key_default(key);
+        if (!corral_policy_key_parse(key, source, &values[i], &problem)) {
             char *full = g_strconcat(prefix, key->name, NULL);
             char *where = key_location(service, full);
             g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,

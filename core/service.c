@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 #include "accounting.h"
 #include "build-tree.h"
 #include "corral-build.h"
+#include "credentials.h"
 #include "listener.h"
 #include "log.h"
 #include "signals.h"
@@ -174,71 +173,19 @@ static void prepare_environment(corral_service *svc)
 static bool prepare_credentials(corral_service *svc, GError **error)
 {
     const corral_service_config *config = svc->config;
+    corral_credentials credentials;
 
-    svc->uid = (uid_t)-1;
-    svc->gid = (gid_t)-1;
-    svc->group_count = -1;
-    if (geteuid() != 0) {
-        if (config->user != NULL || config->group != NULL || config->extra_groups != NULL ||
-            config->chroot != NULL)
-            svc_log(svc, CORRAL_LEVEL_WARNING,
-                    "corrald is not root: user, group, extra_groups and chroot are not "
-                    "applied; processes run as uid %u", (unsigned)geteuid());
-        return true;
-    }
-    if (config->user != NULL) {
-        struct passwd *pw = getpwnam(config->user);
-        if (pw == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [service %s] user: unknown user '%s'", config->file, config->name,
-                        config->user);
-            return false;
-        }
-        svc->uid = pw->pw_uid;
-        svc->gid = pw->pw_gid;
-        svc->group_count = 0;
-    }
-    if (config->group != NULL) {
-        struct group *gr = getgrnam(config->group);
-        if (gr == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [service %s] group: unknown group '%s'", config->file,
-                        config->name, config->group);
-            return false;
-        }
-        svc->gid = gr->gr_gid;
-        svc->group_count = 0;
-    }
-    if (config->extra_groups != NULL) {
-        char **names = g_strsplit(config->extra_groups, ",", -1);
-        svc->groups = g_new0(gid_t, g_strv_length(names) + 1);
-        svc->group_count = 0;
-        for (char **name = names; *name != NULL; name++) {
-            char *trimmed = g_strstrip(*name);
-            struct group *gr;
-            if (*trimmed == '\0')
-                continue;
-            gr = getgrnam(trimmed);
-            if (gr == NULL) {
-                g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                            "%s: [service %s] extra_groups: unknown group '%s'", config->file,
-                            config->name, trimmed);
-                g_strfreev(names);
-                return false;
-            }
-            svc->groups[svc->group_count++] = gr->gr_gid;
-        }
-        g_strfreev(names);
-    }
-    /* A worker is the first thing a client talks to: root must be asked
-     * for, never the default. */
-    if ((svc->uid == (uid_t)-1 || svc->uid == 0) && !config->allow_root) {
-        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                    "%s: [service %s] user: the service would run as root; set user = NAME, "
-                    "or allow_root = yes to run it as root deliberately", config->file,
-                    config->name);
+    if (geteuid() != 0 && (config->user != NULL || config->group != NULL ||
+                           config->extra_groups != NULL || config->chroot != NULL))
+        svc_log(svc, CORRAL_LEVEL_WARNING,
+                "corrald is not root: user, group, extra_groups and chroot are not "
+                "applied; processes run as uid %u", (unsigned)geteuid());
+    if (!corral_credentials_resolve(config, &credentials, error))
         return false;
-    }
+    svc->uid = credentials.uid;
+    svc->gid = credentials.gid;
+    svc->groups = credentials.groups;
+    svc->group_count = credentials.group_count;
     return true;
 }
 

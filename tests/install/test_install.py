@@ -147,11 +147,12 @@ class SystemdFiles(unittest.TestCase):
         self.assertIsNotNone(found, out.stdout)
         self.assertLessEqual(float(found.group(1)), self.MAX_EXPOSURE, out.stdout)
 
-    def test_service_keeps_type_notify_and_its_runtime_directory(self):
+    def test_service_keeps_type_notify_runtime_directory_and_config_test(self):
         with open(self.service) as f:
             unit = f.read()
         self.assertRegex(unit, r"(?m)^Type=notify$")
         self.assertRegex(unit, r"(?m)^RuntimeDirectory=corral$")
+        self.assertRegex(unit, r"(?m)^ExecStartPre=\S+/corrald -t -c \S+/corral\.conf$")
 
     def test_sysusers_and_tmpfiles_apply(self):
         root = os.path.join(self.scratch, "root")

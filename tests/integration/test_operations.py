@@ -396,6 +396,114 @@ class Steering(CorraldTestCase):
             self.assertFalse(os.path.exists(os.path.join(d.base_dir, name)), name)
 
 
+class ConfigTest(CorraldTestCase):
+    """corrald -t, -n and -a: the whole configuration loaded, nothing run."""
+
+    def corrald(self, services, **kwargs):
+        daemon = Ops(services, **kwargs)
+        self.addCleanup(daemon.close)
+        return daemon
+
+    def offline(self, *args):
+        env = dict(os.environ, CORRAL_POLICY_PATH=FIXTURE_POLICY_DIR)
+        return subprocess.run(WRAPPER + [CORRALD, *args], capture_output=True, text=True,
+                              env=env, timeout=30 * SLOW)
+
+    def shadowed_service(self, port, **keys):
+        return echo_service(port, policy="dynamic", shadow_policies="queue",
+                            **{"min_spare": 2, "queue.headroom": 3, **keys})
+
+    def test_good_configuration_binds_and_starts_nothing(self):
+        port = free_port()
+        d = self.corrald(self.shadowed_service(port, unix_listener="echo.sock"),
+                         corral_extra=f"metrics_listener = 127.0.0.1:{free_port()}\n")
+        out = self.offline("-t", "-c", d.conf)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(f"configuration {d.conf} is ok (1 service)", out.stdout)
+        self.assertEqual(out.stderr, "")
+        self.assertFalse(os.path.exists(d.base_dir), "-t created base_dir")
+        self.assertFalse(port_is_listening(port))
+
+    def test_bad_configuration_names_every_problem(self):
+        d = self.corrald(self.shadowed_service(free_port(), min_spare="lots")
+                         + "queue.bogus = 1\n"
+                         + echo_service(free_port(), name="two", policy="nosuch"))
+        test_file = os.path.join(d.dir, "conf.d", "50-test.conf")
+        with open(test_file) as f:
+            lines = f.read().splitlines()
+
+        def line_of(text):
+            return lines.index(text) + 1
+        out = self.offline("-t", "-c", d.conf)
+        self.assertEqual(out.returncode, 1, out.stdout)
+        self.assertEqual(out.stdout, "")
+        self.assertIn(f"{test_file}:{line_of('min_spare = lots')}: [service echo] min_spare: "
+                      "'lots' is not a number", out.stderr)
+        self.assertIn(f"{test_file}:{line_of('queue.bogus = 1')}: [service echo] queue.bogus: "
+                      "unknown key (policy 'queue' does not declare it)", out.stderr)
+        self.assertIn(f"{test_file}:{line_of('policy = nosuch')}: [service two] policy: "
+                      "policy 'nosuch': no nosuch.so", out.stderr)
+        self.assertIn(f"configuration {d.conf} test failed", out.stderr)
+
+    def test_syntax_error_and_core_key_error(self):
+        d = self.corrald(echo_service(free_port()) + "process_limit = many\n")
+        out = self.offline("-t", "-c", d.conf)
+        self.assertEqual(out.returncode, 1)
+        self.assertRegex(out.stderr, r"50-test\.conf:\d+: \[service echo\] process_limit: "
+                         r"'many' is not a number")
+        with open(d.conf, "a") as f:
+            f.write("[corral\n")
+        out = self.offline("-t", "-c", d.conf)
+        self.assertEqual(out.returncode, 1)
+        self.assertRegex(out.stderr, re.escape(d.conf) + r":4: ")
+
+    def test_stray_arguments_are_an_error(self):
+        d = self.corrald(echo_service(free_port()))
+        for args in (["-c", d.conf, "extra"], ["-t", "-c", d.conf, "now"], ["-t", "-a"]):
+            out = self.offline(*args)
+            self.assertEqual(out.returncode, 2, args)
+            self.assertIn("Try 'corrald --help'", out.stderr)
+
+    def test_dumps_read_back_unchanged(self):
+        d = self.corrald(self.shadowed_service(free_port(), unix_listener="echo.sock",
+                                               unix_listener_mode="0660", idle_kill="90s",
+                                               vsz_limit="1536k", type="worker")
+                         + "executable = " + ECHO_WORKER + " --tab\\there\n"
+                         + echo_service(free_port(), name="plain", service_count=3),
+                         corral_extra="reload_kill_timeout = 2500ms\n")
+        dumps = {}
+        for flag in ("-a", "-n"):
+            out = self.offline(flag, "-c", d.conf)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            dumps[flag] = out.stdout
+        every = dumps["-a"]
+        # Policy keys and shadow keys, defaults included.
+        self.assertIn("\nmin_spare = 2\n", every)
+        self.assertIn("\nmax_spare = ", every)
+        self.assertIn("\nqueue.headroom = 3\n", every)
+        self.assertIn("\nqueue.tick = ", every)
+        self.assertIn("\nreload_kill_timeout = 2500ms\n", every)
+        self.assertIn("\nvsz_limit = 1536k\n", every)
+        self.assertIn("\nidle_kill = 90s\n", every)
+        self.assertIn("\nclient_limit = 3\n", every)  # capped by service_count
+        self.assertIn(" --tab\\there\n", every)  # the tab escaped again
+        changed = dumps["-n"]
+        self.assertIn("\nmin_spare = 2\n", changed)
+        self.assertNotIn("max_spare", changed)
+        self.assertNotIn("client_limit = 3", changed)
+        self.assertNotIn("process_limit = 100\n", changed)
+        for flag, text in dumps.items():
+            again = tempfile.mkdtemp(prefix="corral-dump-")
+            self.addCleanup(shutil.rmtree, again, True)
+            saved = os.path.join(again, "corral.conf")
+            with open(saved, "w") as f:
+                f.write(text)
+            for check in ("-a", "-n"):
+                out = self.offline(check, "-c", saved)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(out.stdout, dumps[check], f"{flag} read back by {check}")
+
+
 class ClientErrors(CorraldTestCase):
     def corrald(self, services, **kwargs):
         daemon = Ops(services, **kwargs)
