@@ -8,10 +8,13 @@ set -eu
 # Debian's dovecot-core (interoperability, doveadm), xinetd and ucspi-tcp
 # (benchmark contenders), groff-base (manual page checks), systemd
 # (systemd-analyze verify and security on the units, systemd-sysusers and
-# systemd-tmpfiles on the snippets).
+# systemd-tmpfiles on the snippets), git, build-essential, debhelper and
+# lintian (scripts/package-check.sh builds and checks the Debian packages),
+# prometheus (promtool tests the alert rules).
 packages="gcc libc6-dev meson ninja-build pkg-config libglib2.0-dev libltdl-dev
 libjson-glib-dev libcmocka-dev python3 netcat-openbsd valgrind curl clang
-libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base systemd"
+libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base systemd git
+build-essential debhelper lintian prometheus"
 
 missing=""
 for pkg in $packages; do
