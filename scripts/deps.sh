@@ -10,11 +10,12 @@ set -eu
 # (systemd-analyze verify and security on the units, systemd-sysusers and
 # systemd-tmpfiles on the snippets), git, build-essential, debhelper and
 # lintian (scripts/package-check.sh builds and checks the Debian packages),
-# prometheus (promtool tests the alert rules).
+# prometheus (promtool tests the alert rules), python3-yaml (reads the
+# Kubernetes example).
 packages="gcc libc6-dev meson ninja-build pkg-config libglib2.0-dev libltdl-dev
 libjson-glib-dev libcmocka-dev python3 netcat-openbsd valgrind curl clang
 libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base systemd git
-build-essential debhelper lintian prometheus"
+build-essential debhelper lintian prometheus python3-yaml"
 
 missing=""
 for pkg in $packages; do

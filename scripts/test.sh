@@ -2,9 +2,10 @@
 # The README's test command: installs what is missing, builds, and runs the
 # whole suite: a normal build (unit, integration, operations, interop with
 # real Dovecot, SDK, simulator, man pages, install, monitoring), the
-# integration and operations suites again with corrald under valgrind, everything but interop in an
-# ASan+UBSan build, a short fuzzing session, and last the Debian packages
-# (built from a clean clone, lintian, installed, checked and purged).
+# integration and operations suites again with corrald under valgrind,
+# everything but interop in an ASan+UBSan build, a short fuzzing session,
+# and last the Debian packages (built from a clean clone, lintian,
+# installed, checked and purged).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
