@@ -25,7 +25,7 @@ WORKERS = 2
 SUBREAPER = ("import ctypes, os, sys\n"
              "if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:\n"
              "    sys.exit('prctl(PR_SET_CHILD_SUBREAPER) failed')\n"
-             "os.execv(sys.argv[1], sys.argv[1:])\n")
+             "os.execvp(sys.argv[1], sys.argv[1:])\n")
 
 
 def proc_stat(pid):
