@@ -14,7 +14,7 @@ import time
 import unittest
 from unittest import mock
 
-from harness import ECHO_WORKER, CorraldTestCase, free_port, wait_until
+from harness import ECHO_WORKER, SANITIZED, CorraldTestCase, free_port, wait_until
 
 ORPHANS_PER_WORKER = 3
 WORKERS = 2
@@ -72,7 +72,7 @@ class AdoptedOrphans(CorraldTestCase):
             executable = {self.worker}
             inet_listener = 127.0.0.1:{self.port}
             process_min_avail = {WORKERS}
-            """)
+            """ + ("vsz_limit = 0\n" if SANITIZED else ""))
         daemon.prefix = prefix
         return daemon.start()
 
