@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the Debian packages from a clean clone of HEAD in a temporary
-# folder, fails on any lintian error, installs corral with apt, checks that
-# the packaged corrald accepts its packaged configuration and starts on it,
+# folder, fails on any lintian error, installs corral with apt, checks the
+# packaged unit with systemd-analyze, checks that the packaged corrald
+# accepts its packaged configuration and starts on it,
 # and purges the packages again so that nothing else sees them.
 # scripts/test.sh runs it last.  Needs root (or sudo) for apt.
 set -eu
@@ -50,6 +51,13 @@ echo "package-check: apt install ./corral_*.deb"
 (cd "$work" && apt_get install ./corral_*.deb >/dev/null)
 [ -d /etc/corral/conf.d ]
 grep -q '^base_dir = /run/corral$' /etc/corral/corral.conf
+
+echo "package-check: the packaged unit verifies; its exposure is at most 5.0"
+systemd-analyze verify --man=no /lib/systemd/system/corrald.service
+exposure=$(systemd-analyze security --offline=true --no-pager /lib/systemd/system/corrald.service |
+    sed -n 's/.*Overall exposure level for corrald.service: \([0-9.]*\).*/\1/p')
+echo "package-check: exposure $exposure"
+awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 5.0) }'
 
 echo "package-check: corrald -t on the packaged configuration"
 /usr/sbin/corrald -t -c /etc/corral/corral.conf
