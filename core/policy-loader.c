@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "build-tree.h"
 #include "corral-build.h"
 #include "shadow.h"
 
@@ -29,20 +30,6 @@ static void ltdl_release(void)
         lt_dlexit();
 }
 
-/* The build tree's plugins are found only when this corrald was built
- * there, so an installed corrald never picks up a stale build. */
-static bool running_from_build_tree(void)
-{
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    const char *build_root = CORRAL_BUILD_ROOT;
-
-    if (len <= 0)
-        return false;
-    exe[len] = '\0';
-    return strncmp(exe, build_root, strlen(build_root)) == 0 && exe[strlen(build_root)] == '/';
-}
-
 corral_policy_loader *corral_policy_loader_new(const char *policy_dir,
                                                const corral_policy_loader *previous)
 {
@@ -61,8 +48,10 @@ corral_policy_loader *corral_policy_loader_new(const char *policy_dir,
     g_ptr_array_add(path, g_strdup(CORRAL_PLUGIN_DIR));
     if (policy_dir != NULL)
         g_ptr_array_add(path, g_strdup(policy_dir));
-    if (running_from_build_tree())
-        g_ptr_array_add(path, g_strdup(CORRAL_BUILD_PLUGIN_DIR));
+    /* Only a corrald run from its build folder looks there, so an installed
+     * one never picks up a stale build. */
+    if (corral_build_tree_root() != NULL)
+        g_ptr_array_add(path, g_build_filename(corral_build_tree_root(), "plugins", NULL));
     g_ptr_array_add(path, NULL);
     loader->search_path = (char **)g_ptr_array_free(path, FALSE);
     loader->previous = previous;

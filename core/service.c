@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "accounting.h"
+#include "build-tree.h"
 #include "corral-build.h"
 #include "credentials.h"
 #include "listener.h"
@@ -78,22 +79,26 @@ static char *tab_escape(const char *text)
     return g_string_free(out, FALSE);
 }
 
-/* A bare name is looked up in the installed libexec folder, then in the
- * build tree's examples; a relative path is taken from the config folder. */
+/* A bare name is looked up in the installed libexec folder, then, for a
+ * corrald run from its build folder, in that build's examples; a relative
+ * path is taken from the config folder. */
 static char *resolve_executable(const char *word, const char *config_dir)
 {
-    const char *candidates[] = { CORRAL_LIBEXEC_DIR, CORRAL_BUILD_EXAMPLES_DIR };
+    const char *build_root = corral_build_tree_root();
+    char *path;
 
     if (g_path_is_absolute(word))
         return g_strdup(word);
     if (strchr(word, '/') != NULL)
         return g_build_filename(config_dir, word, NULL);
-    for (size_t i = 0; i < G_N_ELEMENTS(candidates); i++) {
-        char *path = g_build_filename(candidates[i], word, NULL);
-        if (access(path, X_OK) == 0)
-            return path;
-        g_free(path);
-    }
+    path = g_build_filename(CORRAL_LIBEXEC_DIR, word, NULL);
+    if (access(path, X_OK) == 0 || build_root == NULL)
+        return path;
+    g_free(path);
+    path = g_build_filename(build_root, "examples", word, NULL);
+    if (access(path, X_OK) == 0)
+        return path;
+    g_free(path);
     return g_build_filename(CORRAL_LIBEXEC_DIR, word, NULL);
 }
 

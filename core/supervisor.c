@@ -12,6 +12,7 @@
 #include "generation.h"
 #include "rlimits.h"
 #include "log.h"
+#include "orphans.h"
 #include "sd-notify.h"
 #include "service.h"
 #include "signals.h"
@@ -172,7 +173,7 @@ void corral_supervisor_reap(corral_supervisor *supervisor)
         corral_process_record *record = corral_supervisor_find_process(supervisor, pid);
 
         if (record == NULL) {
-            log_error("waitpid() returned unknown PID %d", (int)pid);
+            corral_orphans_reaped(pid);
             continue;
         }
         /* A record written just before exiting may still sit in the pipe:

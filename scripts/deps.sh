@@ -7,11 +7,16 @@ set -eu
 # (integration harness), valgrind, curl, clang with its libFuzzer runtime,
 # Debian's dovecot-core (interoperability, doveadm), xinetd and ucspi-tcp
 # (benchmark contenders), groff-base and mandoc (manual page checks),
-# prometheus (promtool checks the metrics exposition), tmux (corralctl top
-# in a real terminal).
+# prometheus (promtool checks the metrics exposition and tests the alert
+# rules), tmux (corralctl top in a real terminal), systemd (systemd-analyze
+# verify and security on the units, systemd-sysusers and systemd-tmpfiles
+# on the snippets), git, build-essential, debhelper and lintian
+# (scripts/package-check.sh builds and checks the Debian packages),
+# python3-yaml (reads the Kubernetes example).
 packages="gcc libc6-dev meson ninja-build pkg-config libglib2.0-dev libltdl-dev
 libjson-glib-dev libcmocka-dev python3 netcat-openbsd valgrind curl clang
-libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base mandoc prometheus tmux"
+libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base mandoc prometheus tmux
+systemd git build-essential debhelper lintian python3-yaml"
 
 missing=""
 for pkg in $packages; do
