@@ -91,7 +91,7 @@ static void process_status(corral_master_socket *master, char **names, GString *
                                    "\t%d\t%u\t%" G_GUINT64_FORMAT "\t%" G_GINT64_FORMAT
                                    "\t%" G_GINT64_FORMAT "\t%" G_GINT64_FORMAT "\n",
                                    (int)r.pid, r.available_count, r.clients_served,
-                                   r.idle_since, r.last_status, r.last_kill);
+                                   r.idle_start, r.last_status, r.last_kill);
         }
     }
     g_string_append_c(out, '\n');

@@ -63,6 +63,7 @@ void corral_process_report_fill(const corral_service *svc, const corral_process_
     report->initialized = proc->initialized;
     report->started = corral_report_unix_time(proc->created_usec);
     report->idle_since = corral_report_unix_time(proc->idle_since_usec);
+    report->idle_start = corral_report_unix_time(record->idle_record_usec);
     report->last_status = corral_report_unix_time(proc->last_status_usec);
     report->last_kill = corral_report_unix_time(proc->last_kill_usec);
     report->age_secs = (corral_supervisor_now_usec() - proc->created_usec) / G_USEC_PER_SEC;

@@ -61,6 +61,7 @@ typedef struct corral_process_report {
     bool initialized;             /* has sent its first status */
     int64_t started;
     int64_t idle_since;           /* 0 while busy */
+    int64_t idle_start;           /* Dovecot's: the last idle record; 0 while busy */
     int64_t last_status;
     int64_t last_kill;
     uint64_t age_secs;

@@ -405,6 +405,7 @@ static void apply_status(corral_service *svc, corral_process_record *record, uns
         record->first_status_timer = 0;
     }
     old_count = corral_account_status(&svc->state, proc, count, corral_supervisor_now_usec());
+    record->idle_record_usec = proc->idle_since_usec != 0 ? proc->last_status_usec : 0;
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
@@ -666,6 +667,25 @@ static const char *refusal_reason(const corral_service *svc)
     return NULL;
 }
 
+/* A child that failed between clone and exec could not say why itself
+ * (it shares the master's memory until exec); its line goes through its
+ * own stderr pipe as the fatal line a Dovecot child writes. */
+static void log_child_setup_failure(corral_service *svc, pid_t pid,
+                                    const corral_spawn_failure *failure)
+{
+    char *text = failure->step == CORRAL_SPAWN_STEP_EXEC
+                     ? g_strdup_printf("execv(%s) failed: %s", svc->exec_path,
+                                       g_strerror(failure->error))
+                     : g_strdup_printf("%s failed: %s", corral_spawn_step_name(failure->step),
+                                       g_strerror(failure->error));
+    char *line = g_strdup_printf("\001\005%d %s\n", (int)pid, text);
+
+    if (svc->log_pipe_write < 0 || write(svc->log_pipe_write, line, strlen(line)) < 0)
+        corral_log(CORRAL_LEVEL_FATAL, "%s(%d): %s", svc->config->name, (int)pid, text);
+    g_free(line);
+    g_free(text);
+}
+
 bool corral_service_spawn(corral_service *svc)
 {
     corral_service_state *st = &svc->state;
@@ -704,6 +724,7 @@ bool corral_service_spawn(corral_service *svc)
         .groups = svc->groups,
         .group_count = svc->group_count,
         .chroot_dir = svc->config->chroot,
+        .work_dir = corral_supervisor_config(svc->supervisor)->base_dir,
     };
     pid = corral_spawn(&request, &failure);
     g_free(envp[env_count]);
@@ -715,6 +736,8 @@ bool corral_service_spawn(corral_service *svc)
                     ? " (ulimit -u reached?)" : "");
         return false;
     }
+    if (failure.step != CORRAL_SPAWN_STEP_NONE)
+        log_child_setup_failure(svc, pid, &failure);
 
     record = g_new0(corral_process_record, 1);
     record->view.pid = pid;
@@ -780,8 +803,10 @@ bool corral_service_mark_busy(corral_service *svc, corral_process_record *record
 {
     if (record->view.available_count > 0)
         svc->state.process_avail--;
+    record->view.clients_served += record->view.available_count;
     record->view.available_count = 0;
     record->view.idle_since_usec = 0;
+    record->idle_record_usec = 0;
     return true;
 }
 
@@ -789,7 +814,15 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
                                    int wait_status)
 {
     corral_process *proc = &record->view;
-    char *text = corral_exit_text(proc->pid, wait_status);
+    const corral_service_config *config = svc->config;
+    corral_exit_hints hints = {
+        .service_name = config->name,
+        .vsz_limit = config->vsz_limit,
+        .login = config->type == CORRAL_SERVICE_LOGIN,
+        .login_dump_core = g_strv_contains((const char *const *)svc->argv + 1, "-D"),
+        .chroot = config->chroot,
+    };
+    char *text = corral_exit_text(proc->pid, wait_status, &hints);
     corral_exit exit_info;
 
     if (text != NULL) {

@@ -255,7 +255,9 @@ typedef struct corral_host {
      * touch last_kill_usec: this is for notifications such as SIGUSR1. */
     unsigned (*signal_all)(corral_service *svc, int signo);
     /* Counts the process as busy (available_count 0) until it next
-     * reports a non-zero count.  Used when a process ignores idle kills. */
+     * reports a non-zero count, as if it had taken every free slot (they
+     * count in clients_served, as Dovecot's total_count).  Used when a
+     * process ignores idle kills. */
     bool (*mark_busy)(corral_service *svc, pid_t pid);
 
     /* Starts or stops watching the listeners.  While watching, a pending
