@@ -97,6 +97,12 @@ void corral_generation_stop(corral_generation *generation)
         corral_service_close_dead_pipe(g_ptr_array_index(generation->services, i));
 }
 
+void corral_generation_mute_timers(corral_generation *generation)
+{
+    for (guint i = 0; i < generation->services->len; i++)
+        corral_service_mute_timers(g_ptr_array_index(generation->services, i));
+}
+
 void corral_generation_retire(corral_generation *generation)
 {
     /* Records already written still tell which processes are initialized,

@@ -43,6 +43,8 @@ bool corral_generation_start(corral_generation *generation, GError **error);
 void corral_generation_retire(corral_generation *generation);
 /* Stops monitoring and closes the dead pipes, keeping listeners (shutdown). */
 void corral_generation_stop(corral_generation *generation);
+/* Keeps every policy timer from firing again (shutdown). */
+void corral_generation_mute_timers(corral_generation *generation);
 void corral_generation_free(corral_generation *generation);
 
 unsigned corral_generation_process_count(const corral_generation *generation);

@@ -47,6 +47,11 @@ typedef struct corral_service_report {
     unsigned exit_failures_in_sec; /* the storm rule's count for its last second */
     int64_t exit_failure_last;    /* the storm rule's last failure */
     bool have_success;            /* a process has exited with status 0 */
+    /* doveadm service status's fields, in the policy's terms where it
+     * gives them (corral_policy.report), else the core's: */
+    unsigned doveadm_throttle_secs; /* Dovecot's: the next throttle's length */
+    int64_t last_drop_warning;      /* Dovecot's: the last "reached" warning */
+    bool doveadm_listen_pending;    /* Dovecot's: also while dropping after the grace period */
     /* Status records read, and the read()s that took them: under load the
      * status watch batches records, so reads grow slower than records. */
     uint64_t status_records;

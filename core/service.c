@@ -37,6 +37,7 @@ struct corral_timer {
     bool repeat;
     bool firing;
     bool removed;
+    bool muted;     /* no longer fires; the policy may still remove it */
     corral_timer_fn *fn;
     void *data;
 };
@@ -347,6 +348,10 @@ static gboolean on_policy_timer(gpointer data)
         timer_forget(timer);
         return G_SOURCE_REMOVE;
     }
+    if (timer->muted) {
+        timer->source = 0;
+        return G_SOURCE_REMOVE;
+    }
     return G_SOURCE_CONTINUE;
 }
 
@@ -373,11 +378,26 @@ void corral_service_timer_remove(corral_service *svc, corral_timer *timer)
         timer->removed = true; /* on_policy_timer frees it on return */
         return;
     }
-    g_source_remove(timer->source);
+    if (timer->source != 0)
+        g_source_remove(timer->source);
     timer_forget(timer);
 }
 
-static void remove_all_timers(corral_service *svc)
+void corral_service_mute_timers(corral_service *svc)
+{
+    for (GList *link = svc->timers; link != NULL; link = link->next) {
+        corral_timer *timer = link->data;
+
+        timer->muted = true;
+        /* One on the stack loses its source when it returns. */
+        if (!timer->firing && timer->source != 0) {
+            g_source_remove(timer->source);
+            timer->source = 0;
+        }
+    }
+}
+
+void corral_service_remove_timers(corral_service *svc)
 {
     while (svc->timers != NULL) {
         corral_timer *timer = svc->timers->data;
@@ -387,7 +407,8 @@ static void remove_all_timers(corral_service *svc)
             svc->timers = g_list_remove(svc->timers, timer);
             continue;
         }
-        g_source_remove(timer->source);
+        if (timer->source != 0)
+            g_source_remove(timer->source);
         timer_forget(timer);
     }
 }
@@ -586,7 +607,8 @@ void corral_service_stop(corral_service *svc)
     }
     svc->state.stopping = true;
     corral_service_listen(svc, false);
-    remove_all_timers(svc);
+    if (!(corral_policy_module_flags(svc->policy_module) & CORRAL_POLICY_TIMERS_OUTLIVE_STOP))
+        corral_service_remove_timers(svc);
     if (svc->throttle_timer != 0) {
         g_source_remove(svc->throttle_timer);
         svc->throttle_timer = 0;
@@ -613,7 +635,7 @@ void corral_service_free(corral_service *svc)
     if (svc->policy_state != NULL && svc->policy_module->policy->service_free != NULL)
         svc->policy_module->policy->service_free(svc->policy_state);
     corral_shadows_free(svc->shadows);
-    remove_all_timers(svc); /* anything the plugin armed in service_free */
+    corral_service_remove_timers(svc); /* anything the plugin armed in service_free */
     while (svc->processes.head != NULL)
         forget_process(svc, svc->processes.head->data);
     corral_policy_values_free(svc->policy_module, svc->policy_values);
@@ -832,7 +854,12 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
     }
     corral_account_exit(&svc->state, proc, wait_status, corral_supervisor_now_usec(),
                         &exit_info);
-    POLICY_CALL(svc, process_exited, &exit_info);
+    if (svc->monitoring && !svc->state.stopping)
+        POLICY_CALL(svc, process_exited, &exit_info);
+    else if ((corral_policy_module_flags(svc->policy_module) & CORRAL_POLICY_TIMERS_OUTLIVE_STOP) &&
+             svc->policy_module->policy->process_exited != NULL)
+        /* Its timers still run: it must hear of the processes they name. */
+        svc->policy_module->policy->process_exited(svc->policy_state, &exit_info);
     forget_process(svc, record);
 }
 
@@ -936,10 +963,9 @@ void corral_service_stop_by_operator(corral_service *svc)
     corral_service_stop(svc);
     corral_service_close_dead_pipe(svc);
     corral_service_release_listeners(svc);
-    /* Its processes are finishing up: none takes a new client, and the
-     * throttle ended with its timer. */
-    for (GList *link = svc->processes.head; link != NULL; link = link->next)
-        corral_service_mark_busy(svc, link->data);
+    /* As Dovecot's service_monitor_stop: the processes keep their counts
+     * (process_avail, available_count) and the policy's per-process
+     * timers; the throttle ended with its timer. */
     svc->state.throttled = false;
     svc->state.have_listeners = false;
     svc->stopped_by_operator = true;
@@ -955,7 +981,7 @@ static bool renew_policy_state(corral_service *svc, GError **error)
 
     if (svc->policy_state != NULL && policy->service_free != NULL)
         policy->service_free(svc->policy_state);
-    remove_all_timers(svc);
+    corral_service_remove_timers(svc);
     for (GList *link = svc->processes.head; link != NULL; link = link->next)
         ((corral_process_record *)link->data)->view.policy_data = NULL;
     svc->policy_state = policy->service_new(corral_host_get(), svc, svc->policy_values, &problem);

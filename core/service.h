@@ -90,6 +90,11 @@ void corral_service_started(corral_service *svc);
 /* Stops monitoring (policy stop(), timers, listening, status reading)
  * and refuses spawns from now on.  Processes are left alone. */
 void corral_service_stop(corral_service *svc);
+/* Removes every timer the policy armed, also those that outlived stop(). */
+void corral_service_remove_timers(corral_service *svc);
+/* Keeps every timer from firing again, leaving each for the policy to
+ * remove (it still holds them): the shutdown wait. */
+void corral_service_mute_timers(corral_service *svc);
 /* Closes the listeners and the status pipe of a retired service; its
  * processes keep their own copies until they leave. */
 void corral_service_release_listeners(corral_service *svc);

@@ -317,6 +317,11 @@ void corral_supervisor_shutdown(corral_supervisor *supervisor)
     supervisor->stopping = true;
     corral_notify_stopping();
     corral_generation_stop(supervisor->current);
+    /* Dovecot waits for its processes in a loop of its own, where no
+     * policy timer (an idle kill) of any configuration fires any more. */
+    corral_generation_mute_timers(supervisor->current);
+    for (guint i = 0; i < supervisor->retiring->len; i++)
+        corral_generation_mute_timers(g_ptr_array_index(supervisor->retiring, i));
     supervisor->shutdown_deadline_usec =
         corral_supervisor_now_usec() + SHUTDOWN_WAIT_MSECS * (uint64_t)1000;
     supervisor->shutdown_timer = g_timeout_add(SHUTDOWN_POLL_MSECS, on_shutdown_poll, supervisor);

@@ -1014,15 +1014,6 @@ class DifferentialEdges(DifferentialTestCase):
                dovecot_failures=len(d["lines"]), corrald_failures=len(c["lines"]))
         self.assert_same_monitor_lines(d["lines"], c["lines"], counted={r"returned error 3": 1000})
 
-    # corrald's answers to doveadm differ: while a service is throttled,
-    # Dovecot reports throttle_secs as the next (doubled) length, 4 during
-    # the first 2 s throttle (reference 3.4), corrald the current one, 2;
-    # Dovecot's last_drop_warning is the time of the last "reached"
-    # warning, which corrald leaves at 0 until a client is dropped; and
-    # after the 10 s grace period Dovecot reports listen_pending=y while
-    # listening again, where corrald derives listen_pending as "not
-    # listening and full" and reports n.
-    @unittest.expectedFailure
     def test_doveadm_reports_the_same_service_state(self):
         """doveadm's SERVICE-STATUS and PROCESS-STATUS, asked of both
         masters at the same points of four services' lives."""
@@ -1308,6 +1299,103 @@ class DifferentialDetails(DifferentialTestCase):
         self.assertIn("Warning: Processes aren't dying after reload, sent SIGTERM to 1 processes. "
                       "(1 processes still uninitialized)", [e.key for e in d["lines"]])
         self.assert_same_monitor_lines(d["lines"], c["lines"])
+
+    def test_operator_stop_keeps_idle_timers_and_counts(self):
+        # Both services' processes ignore the dead pipe.  "idle" is a
+        # startup process beyond process_min_avail 0, with an idle timer;
+        # "kept" is within process_min_avail, so shutdown waits for it.
+        def services():
+            return [fixture_service("idle", free_port(), "deaf", type="startup",
+                                    process_min_avail=0, process_limit=2, client_limit=1,
+                                    idle_kill="2s"),
+                    fixture_service("kept", free_port(), "deaf", process_min_avail=1,
+                                    process_limit=2, client_limit=1)]
+
+        def script(m, rec, svcs):
+            pids = {}
+            for name in ("idle", "kept"):
+                [pids[name]] = m.wait_pids(name, lambda n: n == 1, 10, "one process")
+                wait_until(lambda: m.process_status(name)[pids[name]]["last_status_update"] !=
+                           "0", 5, f"{name}'s first status")
+            m.doveadm("service", "stop", "idle", "kept")
+            stopped = time.monotonic()
+            status = {name: m.service_status(name) for name in ("idle", "kept")}
+            processes = {name: m.process_status(name)[pids[name]] for name in ("idle", "kept")}
+            # The idle timer armed at the first status still fires.
+            wait_until(lambda: not pid_alive(pids["idle"]), 6, "the idle process's SIGINT")
+            idle_gone = time.monotonic() - stopped
+            rec.wait_event(r"service\(idle\): child N killed with signal 2", 5)
+            kept_alive = pid_alive(pids["kept"])
+            stopping = time.monotonic()
+            code = m.stop()
+            exited = time.monotonic() - stopping
+            rec.stop()
+            return dict(status=status, processes=processes, idle_gone=idle_gone,
+                        kept_alive=kept_alive, code=code, exited=exited,
+                        lines=rec.monitor_events())
+
+        d, c = self.both(services, script)
+        report("operator stop", dovecot_status=d["status"], corrald_status=c["status"],
+               dovecot_processes=d["processes"], corrald_processes=c["processes"],
+               dovecot_idle_gone=f"{d['idle_gone']:.2f}s", corrald_idle_gone=f"{c['idle_gone']:.2f}s",
+               dovecot_master_exit=f"{d['exited']:.2f}s", corrald_master_exit=f"{c['exited']:.2f}s")
+        for name in ("idle", "kept"):
+            for field in ("process_count", "process_avail", "listening", "doveadm_stop"):
+                self.assertEqual(d["status"][name][field], c["status"][name][field],
+                                 f"{name} {field}")
+            for field in ("available_count", "total_count"):
+                self.assertEqual(d["processes"][name][field], c["processes"][name][field],
+                                 f"{name} {field}")
+        self.assertEqual(d["status"]["kept"]["process_avail"], "1")
+        for r in (d, c):
+            self.assertEqual(r["code"], 0)
+            self.assertTrue(r["kept_alive"])
+            # idle_kill 2 s + 0-990 ms from the first status, which came
+            # before the stop.
+            self.assertLess(r["idle_gone"], 3.5)
+            # The stopped service's available process holds shutdown for
+            # its 5 s, then SIGQUIT and the 1 s pause.
+            self.assertGreater(r["exited"], 5.8)
+        # Each master draws its own 0-990 ms of jitter, and the first status
+        # came a little before the stop, differently in each.
+        self.assert_close("idle process gone", d["idle_gone"], c["idle_gone"], 1.5)
+        self.assert_close("master exit", d["exited"], c["exited"], TIGHT)
+        # Nothing is logged for the stop itself.
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+
+    def test_old_generation_keeps_its_idle_timers(self):
+        def services():
+            return [fixture_service("idle", free_port(), "deaf", type="startup",
+                                    process_min_avail=0, process_limit=2, client_limit=1,
+                                    idle_kill="2s")]
+
+        def script(m, rec, svcs):
+            [old] = m.wait_pids("idle", lambda n: n == 1, 10, "the startup process")
+            wait_until(lambda: m.process_status("idle")[old]["last_status_update"] != "0", 5,
+                       "its first status")
+            reloaded = time.monotonic()
+            m.reload()
+            rec.wait_event(r"SIGHUP received", 5)
+            # Its idle timer (armed before the reload) still sends SIGINT,
+            # well before the reload's 6 s kill round.
+            wait_until(lambda: not pid_alive(old), 8, "the old process's idle SIGINT")
+            old_gone = time.monotonic() - reloaded
+            # The new configuration's startup process goes the same way.
+            rec.wait_event(r"killed with signal 2", 8, count=2)
+            time.sleep(0.5)  # an observation window for the lines that follow
+            return dict(old_gone=old_gone, lines=rec.monitor_events(reloaded))
+
+        d, c = self.both(services, script)
+        report("old generation idle kill", dovecot_old_gone=f"{d['old_gone']:.2f}s",
+               corrald_old_gone=f"{c['old_gone']:.2f}s")
+        for r in (d, c):
+            self.assertLess(r["old_gone"], 4.0)
+        # Each master draws its own 0-990 ms of jitter, and the first status
+        # came a little before the reload, differently in each.
+        self.assert_close("old process gone", d["old_gone"], c["old_gone"], 1.5)
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+        self.assertEqual([e.key for e in c["lines"]].count(
+            "Error: service(idle): child N killed with signal 2"), 2)
 
     def test_every_idle_record_refreshes_idle_start(self):
         def services():
