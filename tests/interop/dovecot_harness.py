@@ -663,7 +663,8 @@ class CorralMaster(Master):
         """Rewrites the service file for a reload."""
         self.services = list(services)
         with open(os.path.join(self.dir, "conf.d", "50-test.conf"), "w") as f:
-            f.write("\n".join(svc.corral_block() for svc in self.services))
+            f.write(harness.allow_root_where_unset(
+                "\n".join(svc.corral_block() for svc in self.services)))
 
     def reload(self):
         self.signal(signal.SIGHUP)

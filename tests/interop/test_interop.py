@@ -1397,6 +1397,53 @@ class DifferentialDetails(DifferentialTestCase):
         self.assertEqual([e.key for e in c["lines"]].count(
             "Error: service(idle): child N killed with signal 2"), 2)
 
+    def prefork_after_reload(self, client_limit):
+        """process_min_avail 1 -> 2 and process_limit 2 -> 3 by a reload
+        while one process is full; then a short client.  Returns how many
+        processes of the new configuration each master ends with."""
+        def services():
+            return [echo_service("echo", free_port(), process_min_avail=1, process_limit=2,
+                                 client_limit=client_limit)]
+
+        def script(m, rec, svcs):
+            [svc] = svcs
+            # One process full, one spare.
+            held = [wait_answered(p) for p in probes(svc.port, client_limit, hold=True)]
+            old = m.wait_pids("echo", lambda n: n == 2, 5, "a spare process for min_avail")
+            m.write_config([Service("echo", svc.argv, svc.port, process_min_avail=2,
+                                    process_limit=3, client_limit=client_limit)])
+            reloaded = time.monotonic()
+            m.reload()
+            rec.wait_event(r"SIGHUP received", 5)
+            wait_until(lambda: len([p for p in m.pids("echo") if p not in old]) == 2, 5,
+                       "two processes of the new configuration")
+            short = wait_finished(probes(svc.port, 1)[0])
+            time.sleep(2.0)  # an observation window: no process is started late
+            new = [p for p in m.pids("echo") if p not in old]
+            series = [(round(t, 2), n) for t, n in steps(rec.count_series("echo", reloaded))]
+            for p in held:
+                p.release()
+                wait_finished(p)
+            return dict(new=len(new), short=short.outcome(), series=series,
+                        lines=rec.monitor_events(reloaded))
+
+        d, c = self.both(services, script)
+        report(f"prefork after reload, client_limit {client_limit}", dovecot_new=d["new"],
+               corrald_new=c["new"], dovecot_counts=d["series"], corrald_counts=c["series"])
+        self.assertEqual((d["short"], c["short"]), ("served", "served"))
+        self.assertEqual(c["new"], d["new"])
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+        return d["new"]
+
+    def test_prefork_after_a_reload_that_raises_the_limits(self):
+        # A short client that takes a process's last slot leaves one of two
+        # available: M10's prefork timer (two 0 ms ticks, M13) starts a
+        # third before the client's idle record comes back.  The ticks win
+        # that race by milliseconds, so only the two masters are compared.
+        self.prefork_after_reload(client_limit=1)
+        # One that leaves a slot free starts nothing.
+        self.assertEqual(self.prefork_after_reload(client_limit=2), 2)
+
     def test_every_idle_record_refreshes_idle_start(self):
         def services():
             return [fixture_service("rs", free_port(), "repeat-status 3", process_min_avail=1,
