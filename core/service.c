@@ -1008,6 +1008,10 @@ bool corral_service_start_by_operator(corral_service *svc, GError **error)
                     "corrald is shutting down");
         return false;
     }
+    /* The processes from before the stop have none of the new listeners:
+     * none takes a client of the restarted service. */
+    for (GList *link = svc->processes.head; link != NULL; link = link->next)
+        corral_service_mark_busy(svc, link->data);
     if (!renew_policy_state(svc, error))
         return false;
     if (!open_listeners(svc, error) ||

@@ -1431,18 +1431,19 @@ class DifferentialDetails(DifferentialTestCase):
         report(f"prefork after reload, client_limit {client_limit}", dovecot_new=d["new"],
                corrald_new=c["new"], dovecot_counts=d["series"], corrald_counts=c["series"])
         self.assertEqual((d["short"], c["short"]), ("served", "served"))
-        self.assertEqual(c["new"], d["new"])
         self.assert_same_monitor_lines(d["lines"], c["lines"])
-        return d["new"]
+        return d["new"], c["new"]
 
     def test_prefork_after_a_reload_that_raises_the_limits(self):
         # A short client that takes a process's last slot leaves one of two
-        # available: M10's prefork timer (two 0 ms ticks, M13) starts a
-        # third before the client's idle record comes back.  The ticks win
-        # that race by milliseconds, so only the two masters are compared.
-        self.prefork_after_reload(client_limit=1)
-        # One that leaves a slot free starts nothing.
-        self.assertEqual(self.prefork_after_reload(client_limit=2), 2)
+        # available: M10's prefork timer needs two 0 ms ticks (M13), and
+        # races the client's idle record.  Both masters usually start a
+        # third process; Dovecot sometimes reads the record first and does
+        # not (docs/fidelity.md).  Either count is Dovecot's.
+        for count in self.prefork_after_reload(client_limit=1):
+            self.assertIn(count, (2, 3))
+        # One that leaves a slot free starts nothing, in both.
+        self.assertEqual(self.prefork_after_reload(client_limit=2), (2, 2))
 
     def test_every_idle_record_refreshes_idle_start(self):
         def services():
