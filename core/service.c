@@ -38,6 +38,7 @@ struct corral_timer {
     bool firing;
     bool removed;
     bool muted;     /* no longer fires; the policy may still remove it */
+    bool shadow;    /* a shadow policy's: never outlives stop() */
     corral_timer_fn *fn;
     void *data;
 };
@@ -355,18 +356,31 @@ static gboolean on_policy_timer(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-corral_timer *corral_service_timer_add(corral_service *svc, unsigned msecs, bool repeat,
-                                       corral_timer_fn *fn, void *data)
+static corral_timer *timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                               corral_timer_fn *fn, void *data, bool shadow)
 {
     corral_timer *timer = g_new0(corral_timer, 1);
 
     timer->svc = svc;
+    timer->shadow = shadow;
     timer->repeat = repeat;
     timer->fn = fn;
     timer->data = data;
     timer->source = g_timeout_add(msecs, on_policy_timer, timer);
     svc->timers = g_list_prepend(svc->timers, timer);
     return timer;
+}
+
+corral_timer *corral_service_timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                                       corral_timer_fn *fn, void *data)
+{
+    return timer_add(svc, msecs, repeat, fn, data, false);
+}
+
+corral_timer *corral_service_shadow_timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                                              corral_timer_fn *fn, void *data)
+{
+    return timer_add(svc, msecs, repeat, fn, data, true);
 }
 
 void corral_service_timer_remove(corral_service *svc, corral_timer *timer)
@@ -397,19 +411,38 @@ void corral_service_mute_timers(corral_service *svc)
     }
 }
 
+static void remove_timer_now(corral_service *svc, corral_timer *timer)
+{
+    if (timer->firing) {
+        /* Its callback is on the stack; it frees itself on return. */
+        timer->removed = true;
+        svc->timers = g_list_remove(svc->timers, timer);
+        return;
+    }
+    if (timer->source != 0)
+        g_source_remove(timer->source);
+    timer_forget(timer);
+}
+
 void corral_service_remove_timers(corral_service *svc)
 {
-    while (svc->timers != NULL) {
-        corral_timer *timer = svc->timers->data;
-        if (timer->firing) {
-            /* Its callback is on the stack; it frees itself on return. */
-            timer->removed = true;
-            svc->timers = g_list_remove(svc->timers, timer);
-            continue;
-        }
-        if (timer->source != 0)
-            g_source_remove(timer->source);
-        timer_forget(timer);
+    while (svc->timers != NULL)
+        remove_timer_now(svc, svc->timers->data);
+}
+
+/* At stop(): every timer, or with CORRAL_POLICY_TIMERS_OUTLIVE_STOP only
+ * the shadow policies' (they hear of no exit after stop()). */
+static void remove_timers_at_stop(corral_service *svc)
+{
+    bool keep = corral_policy_module_flags(svc->policy_module) & CORRAL_POLICY_TIMERS_OUTLIVE_STOP;
+    GList *link = svc->timers;
+
+    while (link != NULL) {
+        corral_timer *timer = link->data;
+
+        link = link->next;
+        if (!keep || timer->shadow)
+            remove_timer_now(svc, timer);
     }
 }
 
@@ -607,8 +640,7 @@ void corral_service_stop(corral_service *svc)
     }
     svc->state.stopping = true;
     corral_service_listen(svc, false);
-    if (!(corral_policy_module_flags(svc->policy_module) & CORRAL_POLICY_TIMERS_OUTLIVE_STOP))
-        corral_service_remove_timers(svc);
+    remove_timers_at_stop(svc);
     if (svc->throttle_timer != 0) {
         g_source_remove(svc->throttle_timer);
         svc->throttle_timer = 0;
@@ -821,14 +853,21 @@ unsigned corral_service_signal_all(corral_service *svc, int signo)
     return sent;
 }
 
-bool corral_service_mark_busy(corral_service *svc, corral_process_record *record)
+static void uncount_free_slots(corral_service *svc, corral_process_record *record)
 {
     if (record->view.available_count > 0)
         svc->state.process_avail--;
-    record->view.clients_served += record->view.available_count;
     record->view.available_count = 0;
     record->view.idle_since_usec = 0;
     record->idle_record_usec = 0;
+}
+
+bool corral_service_mark_busy(corral_service *svc, corral_process_record *record)
+{
+    /* As if it had taken every free slot: Dovecot counts them in its
+     * total_count. */
+    record->view.clients_served += record->view.available_count;
+    uncount_free_slots(svc, record);
     return true;
 }
 
@@ -1011,7 +1050,7 @@ bool corral_service_start_by_operator(corral_service *svc, GError **error)
     /* The processes from before the stop have none of the new listeners:
      * none takes a client of the restarted service. */
     for (GList *link = svc->processes.head; link != NULL; link = link->next)
-        corral_service_mark_busy(svc, link->data);
+        uncount_free_slots(svc, link->data);
     if (!renew_policy_state(svc, error))
         return false;
     if (!open_listeners(svc, error) ||

@@ -120,6 +120,10 @@ corral_process_record *corral_service_find_process(corral_service *svc, pid_t pi
 
 corral_timer *corral_service_timer_add(corral_service *svc, unsigned msecs, bool repeat,
                                        corral_timer_fn *fn, void *data);
+/* The same, for a shadow policy: removed at stop() whatever the policy's
+ * flags, since shadows hear of no exit after it. */
+corral_timer *corral_service_shadow_timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                                              corral_timer_fn *fn, void *data);
 void corral_service_timer_remove(corral_service *svc, corral_timer *timer);
 
 /* Called by the reaper for each of this service's processes. */
