@@ -1066,6 +1066,14 @@ class DifferentialEdges(DifferentialTestCase):
         d, c = self.both(services, script)
         stamps = ("exit_failure_last", "last_drop_warning")
         differences = []
+        # Dovecot can reap a "status-then-exit" process before reading its
+        # record and take the storm for a startup failure (the race
+        # corrald's reaper avoids, docs/fidelity.md; test_5): then its
+        # storm counters never started, and only they may differ.
+        dovecot_race = d["storm throttled"]["exit_failure_last"] == "0"
+        if dovecot_race:
+            report("doveadm storm", dovecot_race="Dovecot throttled the storm as a startup "
+                   "failure: its exit counters are not compared")
         for key in d:
             if not isinstance(d[key], dict):
                 if d[key] != c[key]:
@@ -1077,6 +1085,9 @@ class DifferentialEdges(DifferentialTestCase):
                 if field in stamps:
                     # Wall-clock seconds: both set or both unset, and close.
                     same = (dv == "0") == (cv == "0") and abs(int(dv) - int(cv or 0)) <= 3
+                elif dovecot_race and key.startswith("storm") and \
+                        field in ("exit_failure_last", "exit_failures_in_sec", "process_total"):
+                    same = True
                 elif field in ("exit_failures_in_sec", "process_total") and \
                         key.startswith("storm"):
                     # 11 or more, depending on where the clock's second
@@ -1309,9 +1320,11 @@ class DifferentialDetails(DifferentialTestCase):
         # startup process beyond process_min_avail 0, with an idle timer;
         # "kept" is within process_min_avail, so shutdown waits for it.
         def services():
+            # idle_kill leaves time to stop the service and read its state
+            # before the SIGINT, on a busy machine.
             return [fixture_service("idle", free_port(), "deaf", type="startup",
                                     process_min_avail=0, process_limit=2, client_limit=1,
-                                    idle_kill="2s"),
+                                    idle_kill="4s"),
                     fixture_service("kept", free_port(), "deaf", process_min_avail=1,
                                     process_limit=2, client_limit=1)]
 
@@ -1319,14 +1332,15 @@ class DifferentialDetails(DifferentialTestCase):
             pids = {}
             for name in ("idle", "kept"):
                 [pids[name]] = m.wait_pids(name, lambda n: n == 1, 10, "one process")
-                wait_until(lambda: m.process_status(name)[pids[name]]["last_status_update"] !=
-                           "0", 5, f"{name}'s first status")
+                wait_until(lambda: m.process_status(name).get(pids[name], {}).get(
+                    "last_status_update", "0") != "0", 5, f"{name}'s first status")
             m.doveadm("service", "stop", "idle", "kept")
             stopped = time.monotonic()
             status = {name: m.service_status(name) for name in ("idle", "kept")}
-            processes = {name: m.process_status(name)[pids[name]] for name in ("idle", "kept")}
+            processes = {name: m.process_status(name).get(pids[name]) for name in ("idle", "kept")}
+            self.assertTrue(all(processes.values()), f"{m.kind}: {processes}")
             # The idle timer armed at the first status still fires.
-            wait_until(lambda: not pid_alive(pids["idle"]), 6, "the idle process's SIGINT")
+            wait_until(lambda: not pid_alive(pids["idle"]), 8, "the idle process's SIGINT")
             idle_gone = time.monotonic() - stopped
             rec.wait_event(r"service\(idle\): child N killed with signal 2", 5)
             kept_alive = pid_alive(pids["kept"])
@@ -1354,9 +1368,9 @@ class DifferentialDetails(DifferentialTestCase):
         for r in (d, c):
             self.assertEqual(r["code"], 0)
             self.assertTrue(r["kept_alive"])
-            # idle_kill 2 s + 0-990 ms from the first status, which came
+            # idle_kill 4 s + 0-990 ms from the first status, which came
             # before the stop.
-            self.assertLess(r["idle_gone"], 3.5)
+            self.assertLess(r["idle_gone"], 5.5)
             # The stopped service's available process holds shutdown for
             # its 5 s, then SIGQUIT and the 1 s pause.
             self.assertGreater(r["exited"], 5.8)
