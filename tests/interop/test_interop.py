@@ -1456,7 +1456,7 @@ class DifferentialDetails(DifferentialTestCase):
         # A short client that takes a process's last slot leaves one of two
         # available: M10's prefork timer needs two 0 ms ticks (M13), and
         # races the client's idle record.  Both masters usually start a
-        # third process; Dovecot sometimes reads the record first and does
+        # third process; each sometimes reads the record first and does
         # not (docs/fidelity.md).  Either count is Dovecot's.
         for count in self.prefork_after_reload(client_limit=1):
             self.assertIn(count, (2, 3))
