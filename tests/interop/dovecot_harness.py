@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import harness  # noqa: E402  (after the path is set)
-from harness import (ECHO_WORKER, FIXTURE_WORKER, SANITIZED, SLOW,  # noqa: E402,F401
+from harness import (ECHO_WORKER, FIXTURE_WORKER, SANITIZED, SLOW, WRAPPER,  # noqa: E402,F401
                      free_port, port_is_listening, wait_until)  # re-exported to the tests
 
 DOVECOT = os.environ.get("CORRAL_DOVECOT", "/usr/sbin/dovecot")
