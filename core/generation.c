@@ -97,6 +97,12 @@ void corral_generation_stop(corral_generation *generation)
         corral_service_close_dead_pipe(g_ptr_array_index(generation->services, i));
 }
 
+void corral_generation_mute_timers(corral_generation *generation)
+{
+    for (guint i = 0; i < generation->services->len; i++)
+        corral_service_mute_timers(g_ptr_array_index(generation->services, i));
+}
+
 void corral_generation_retire(corral_generation *generation)
 {
     /* Records already written still tell which processes are initialized,
@@ -142,13 +148,24 @@ bool corral_generation_any_available(const corral_generation *generation)
     return false;
 }
 
-unsigned corral_generation_signal(corral_generation *generation, int signo, bool log_each)
+unsigned corral_generation_signal(corral_generation *generation, int signo, bool log_each,
+                                  unsigned *uninitialized_r)
 {
     unsigned total = 0;
 
+    *uninitialized_r = 0;
     for (guint i = 0; i < generation->services->len; i++) {
         corral_service *svc = g_ptr_array_index(generation->services, i);
-        unsigned sent = corral_service_signal_all(svc, signo);
+        unsigned sent;
+
+        /* Counted as corral_service_signal_all() skips them: not yet
+         * reported, and the signal is not SIGKILL. */
+        for (GList *link = svc->processes.head; link != NULL && signo != SIGKILL;
+             link = link->next) {
+            if (!((corral_process_record *)link->data)->view.initialized)
+                (*uninitialized_r)++;
+        }
+        sent = corral_service_signal_all(svc, signo);
 
         if (log_each && sent > 0)
             log_warning("Sent %s to %u %s processes", corral_signal_name(signo), sent,

@@ -43,13 +43,17 @@ bool corral_generation_start(corral_generation *generation, GError **error);
 void corral_generation_retire(corral_generation *generation);
 /* Stops monitoring and closes the dead pipes, keeping listeners (shutdown). */
 void corral_generation_stop(corral_generation *generation);
+/* Keeps every policy timer from firing again (shutdown). */
+void corral_generation_mute_timers(corral_generation *generation);
 void corral_generation_free(corral_generation *generation);
 
 unsigned corral_generation_process_count(const corral_generation *generation);
 bool corral_generation_any_available(const corral_generation *generation);
 /* Sends `signo` to every process (only initialized ones unless SIGKILL)
- * and logs "Sent SIG... to N NAME processes" per service when asked. */
-unsigned corral_generation_signal(corral_generation *generation, int signo, bool log_each);
+ * and logs "Sent SIG... to N NAME processes" per service when asked.
+ * *uninitialized_r counts the processes skipped as not yet initialized. */
+unsigned corral_generation_signal(corral_generation *generation, int signo, bool log_each,
+                                  unsigned *uninitialized_r);
 /* Sends SIGQUIT to every process, initialized or not (shutdown). */
 unsigned corral_generation_quit(corral_generation *generation);
 corral_listener *corral_generation_find_listener(const corral_generation *generation,

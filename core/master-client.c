@@ -65,9 +65,9 @@ static void service_status(corral_master_socket *master, GString *out)
                                "\t%u\t%u\t%u\t%u\t%u\t%" G_GINT64_FORMAT "\t%u\t%" G_GINT64_FORMAT
                                "\t%c\t%c\t%c\t%" G_GUINT64_FORMAT "\n",
                                r.process_count, r.process_avail, r.process_limit,
-                               r.client_limit, r.throttle_secs, r.exit_failure_last,
-                               r.exit_failures_in_sec, r.last_drop,
-                               r.listen_pending ? 'y' : 'n', r.listening ? 'y' : 'n',
+                               r.client_limit, r.doveadm_throttle_secs, r.exit_failure_last,
+                               r.exit_failures_in_sec, r.last_drop_warning,
+                               r.doveadm_listen_pending ? 'y' : 'n', r.listening ? 'y' : 'n',
                                r.stopped ? 'y' : 'n', r.processes_spawned);
     }
     g_string_append_c(out, '\n');
@@ -91,7 +91,7 @@ static void process_status(corral_master_socket *master, char **names, GString *
                                    "\t%d\t%u\t%" G_GUINT64_FORMAT "\t%" G_GINT64_FORMAT
                                    "\t%" G_GINT64_FORMAT "\t%" G_GINT64_FORMAT "\n",
                                    (int)r.pid, r.available_count, r.clients_seen,
-                                   r.idle_since, r.last_status, r.last_kill);
+                                   r.idle_start, r.last_status, r.last_kill);
         }
     }
     g_string_append_c(out, '\n');
@@ -111,8 +111,7 @@ static void stop_services(corral_master_socket *master, corral_stream_client *cl
             unknown = g_strdup(*name);
             continue;
         }
-        log_warning("service(%s): stopped by %s (doveadm service stop)", *name,
-                    corral_stream_client_peer(client));
+        /* Silent, as Dovecot's master is on this path. */
         corral_service_stop_by_operator(svc);
     }
     if (unknown != NULL)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "policy-loader.h"
 
+#include <stddef.h>
+
 #include <limits.h>
 #include <ltdl.h>
 #include <string.h>
@@ -128,7 +130,8 @@ corral_policy_module *corral_policy_module_open(const char *path, GError **error
                     CORRAL_POLICY_ABI_VERSION);
         goto refuse;
     }
-    if (policy->struct_size != sizeof(corral_policy)) {
+    if (policy->struct_size != sizeof(corral_policy) &&
+        !(policy->abi_version < 3 && policy->struct_size == offsetof(corral_policy, flags))) {
         g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
                     "policy %s: descriptor is %u bytes, corrald expects %zu", path,
                     policy->struct_size, sizeof(corral_policy));
@@ -422,4 +425,14 @@ void corral_policy_values_free(const corral_policy_module *module, corral_policy
             g_free((char *)values[i].s);
     }
     g_free(values);
+}
+
+uint32_t corral_policy_module_flags(const corral_policy_module *module)
+{
+    return module->policy->abi_version >= 3 ? module->policy->flags : 0;
+}
+
+corral_policy_report_fn *corral_policy_module_report(const corral_policy_module *module)
+{
+    return module->policy->abi_version >= 3 ? module->policy->report : NULL;
 }

@@ -29,6 +29,12 @@ typedef struct corral_policy_module {
 
 typedef struct corral_policy_loader corral_policy_loader;
 
+/* The parts of the descriptor only a version 3 plugin has: 0 and NULL for
+ * older ones, whose descriptor ends before them. */
+typedef void corral_policy_report_fn(void *state, corral_policy_report *report);
+uint32_t corral_policy_module_flags(const corral_policy_module *module);
+corral_policy_report_fn *corral_policy_module_report(const corral_policy_module *module);
+
 /* `policy_dir` may be NULL.  Extra directories can be listed, before the
  * others, in CORRAL_POLICY_PATH (colon-separated), which tests use.  With a
  * `previous` loader (a reload), a module whose file is unchanged is shared

@@ -15,6 +15,23 @@ int64_t corral_report_unix_time(uint64_t host_usec)
     return (g_get_real_time() - ago_usec) / G_USEC_PER_SEC;
 }
 
+/* doveadm's fields: the core's view, then what the policy knows better. */
+static void fill_policy_view(const corral_service *svc, corral_service_report *report)
+{
+    corral_policy_report_fn *fill = corral_policy_module_report(svc->policy_module);
+    corral_policy_report view = {
+        .throttle_secs = report->throttle_secs,
+        .last_drop_warning_usec = svc->last_drop_usec,
+        .listen_pending = report->listen_pending,
+    };
+
+    if (fill != NULL && svc->policy_state != NULL)
+        fill(svc->policy_state, &view);
+    report->doveadm_throttle_secs = view.throttle_secs;
+    report->last_drop_warning = corral_report_unix_time(view.last_drop_warning_usec);
+    report->doveadm_listen_pending = view.listen_pending;
+}
+
 void corral_service_report_fill(const corral_service *svc, corral_service_report *report)
 {
     const corral_service_state *st = &svc->state;
@@ -38,6 +55,8 @@ void corral_service_report_fill(const corral_service *svc, corral_service_report
     report->listen_pending = svc->monitoring && !st->stopping && !st->throttled &&
                              !st->listening && st->process_avail == 0 &&
                              st->process_count >= st->process_limit;
+
+    fill_policy_view(svc, report);
 
     report->queued = corral_service_queued_clients(svc);
     report->queued_max = MAX(svc->queued_max, report->queued);
@@ -68,6 +87,7 @@ void corral_process_report_fill(const corral_service *svc, const corral_process_
     report->initialized = proc->initialized;
     report->started = corral_report_unix_time(proc->created_usec);
     report->idle_since = corral_report_unix_time(proc->idle_since_usec);
+    report->idle_start = corral_report_unix_time(record->idle_record_usec);
     report->last_status = corral_report_unix_time(proc->last_status_usec);
     report->last_kill = corral_report_unix_time(proc->last_kill_usec);
     report->age_secs = (corral_supervisor_now_usec() - proc->created_usec) / G_USEC_PER_SEC;

@@ -50,6 +50,11 @@ typedef struct corral_service_report {
     unsigned exit_failures_in_sec; /* the storm rule's count for its last second */
     int64_t exit_failure_last;    /* the storm rule's last failure */
     bool have_success;            /* a process has exited with status 0 */
+    /* doveadm service status's fields, in the policy's terms where it
+     * gives them (corral_policy.report), else the core's: */
+    unsigned doveadm_throttle_secs; /* Dovecot's: the next throttle's length */
+    int64_t last_drop_warning;      /* Dovecot's: the last "reached" warning */
+    bool doveadm_listen_pending;    /* Dovecot's: also while dropping after the grace period */
     /* Status records read, and the read()s that took them: under load the
      * status watch batches records, so reads grow slower than records. */
     uint64_t status_records;
@@ -64,6 +69,7 @@ typedef struct corral_process_report {
     bool initialized;             /* has sent its first status */
     int64_t started;
     int64_t idle_since;           /* 0 while busy */
+    int64_t idle_start;           /* Dovecot's: the last idle record; 0 while busy */
     int64_t last_status;
     int64_t last_kill;
     uint64_t age_secs;

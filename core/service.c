@@ -37,6 +37,8 @@ struct corral_timer {
     bool repeat;
     bool firing;
     bool removed;
+    bool muted;     /* no longer fires; the policy may still remove it */
+    bool shadow;    /* a shadow policy's: never outlives stop() */
     corral_timer_fn *fn;
     void *data;
 };
@@ -303,21 +305,38 @@ static gboolean on_policy_timer(gpointer data)
         timer_forget(timer);
         return G_SOURCE_REMOVE;
     }
+    if (timer->muted) {
+        timer->source = 0;
+        return G_SOURCE_REMOVE;
+    }
     return G_SOURCE_CONTINUE;
 }
 
-corral_timer *corral_service_timer_add(corral_service *svc, unsigned msecs, bool repeat,
-                                       corral_timer_fn *fn, void *data)
+static corral_timer *timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                               corral_timer_fn *fn, void *data, bool shadow)
 {
     corral_timer *timer = g_new0(corral_timer, 1);
 
     timer->svc = svc;
+    timer->shadow = shadow;
     timer->repeat = repeat;
     timer->fn = fn;
     timer->data = data;
     timer->source = g_timeout_add(msecs, on_policy_timer, timer);
     svc->timers = g_list_prepend(svc->timers, timer);
     return timer;
+}
+
+corral_timer *corral_service_timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                                       corral_timer_fn *fn, void *data)
+{
+    return timer_add(svc, msecs, repeat, fn, data, false);
+}
+
+corral_timer *corral_service_shadow_timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                                              corral_timer_fn *fn, void *data)
+{
+    return timer_add(svc, msecs, repeat, fn, data, true);
 }
 
 void corral_service_timer_remove(corral_service *svc, corral_timer *timer)
@@ -329,22 +348,57 @@ void corral_service_timer_remove(corral_service *svc, corral_timer *timer)
         timer->removed = true; /* on_policy_timer frees it on return */
         return;
     }
-    g_source_remove(timer->source);
+    if (timer->source != 0)
+        g_source_remove(timer->source);
     timer_forget(timer);
 }
 
-static void remove_all_timers(corral_service *svc)
+void corral_service_mute_timers(corral_service *svc)
 {
-    while (svc->timers != NULL) {
-        corral_timer *timer = svc->timers->data;
-        if (timer->firing) {
-            /* Its callback is on the stack; it frees itself on return. */
-            timer->removed = true;
-            svc->timers = g_list_remove(svc->timers, timer);
-            continue;
+    for (GList *link = svc->timers; link != NULL; link = link->next) {
+        corral_timer *timer = link->data;
+
+        timer->muted = true;
+        /* One on the stack loses its source when it returns. */
+        if (!timer->firing && timer->source != 0) {
+            g_source_remove(timer->source);
+            timer->source = 0;
         }
+    }
+}
+
+static void remove_timer_now(corral_service *svc, corral_timer *timer)
+{
+    if (timer->firing) {
+        /* Its callback is on the stack; it frees itself on return. */
+        timer->removed = true;
+        svc->timers = g_list_remove(svc->timers, timer);
+        return;
+    }
+    if (timer->source != 0)
         g_source_remove(timer->source);
-        timer_forget(timer);
+    timer_forget(timer);
+}
+
+void corral_service_remove_timers(corral_service *svc)
+{
+    while (svc->timers != NULL)
+        remove_timer_now(svc, svc->timers->data);
+}
+
+/* At stop(): every timer, or with CORRAL_POLICY_TIMERS_OUTLIVE_STOP only
+ * the shadow policies' (they hear of no exit after stop()). */
+static void remove_timers_at_stop(corral_service *svc)
+{
+    bool keep = corral_policy_module_flags(svc->policy_module) & CORRAL_POLICY_TIMERS_OUTLIVE_STOP;
+    GList *link = svc->timers;
+
+    while (link != NULL) {
+        corral_timer *timer = link->data;
+
+        link = link->next;
+        if (!keep || timer->shadow)
+            remove_timer_now(svc, timer);
     }
 }
 
@@ -375,6 +429,7 @@ static void apply_status(corral_service *svc, corral_process_record *record, uns
     old_count = corral_account_status(&svc->state, proc, count, corral_supervisor_now_usec());
     if (old_count > 0 && count == 0)
         note_if_full(svc);
+    record->idle_record_usec = proc->idle_since_usec != 0 ? proc->last_status_usec : 0;
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
@@ -555,7 +610,7 @@ void corral_service_stop(corral_service *svc)
     }
     svc->state.stopping = true;
     corral_service_listen(svc, false);
-    remove_all_timers(svc);
+    remove_timers_at_stop(svc);
     if (svc->throttle_timer != 0) {
         g_source_remove(svc->throttle_timer);
         svc->throttle_timer = 0;
@@ -582,7 +637,7 @@ void corral_service_free(corral_service *svc)
     if (svc->policy_state != NULL && svc->policy_module->policy->service_free != NULL)
         svc->policy_module->policy->service_free(svc->policy_state);
     corral_shadows_free(svc->shadows);
-    remove_all_timers(svc); /* anything the plugin armed in service_free */
+    corral_service_remove_timers(svc); /* anything the plugin armed in service_free */
     while (svc->processes.head != NULL)
         forget_process(svc, svc->processes.head->data);
     corral_policy_values_free(svc->policy_module, svc->policy_values);
@@ -636,6 +691,25 @@ static const char *refusal_reason(const corral_service *svc)
     return NULL;
 }
 
+/* A child that failed between clone and exec could not say why itself
+ * (it shares the master's memory until exec); its line goes through its
+ * own stderr pipe as the fatal line a Dovecot child writes. */
+static void log_child_setup_failure(corral_service *svc, pid_t pid,
+                                    const corral_spawn_failure *failure)
+{
+    char *text = failure->step == CORRAL_SPAWN_STEP_EXEC
+                     ? g_strdup_printf("execv(%s) failed: %s", svc->exec_path,
+                                       g_strerror(failure->error))
+                     : g_strdup_printf("%s failed: %s", corral_spawn_step_name(failure->step),
+                                       g_strerror(failure->error));
+    char *line = g_strdup_printf("\001\005%d %s\n", (int)pid, text);
+
+    if (svc->log_pipe_write < 0 || write(svc->log_pipe_write, line, strlen(line)) < 0)
+        corral_log(CORRAL_LEVEL_FATAL, "%s(%d): %s", svc->config->name, (int)pid, text);
+    g_free(line);
+    g_free(text);
+}
+
 bool corral_service_spawn(corral_service *svc)
 {
     corral_service_state *st = &svc->state;
@@ -674,6 +748,7 @@ bool corral_service_spawn(corral_service *svc)
         .groups = svc->groups,
         .group_count = svc->group_count,
         .chroot_dir = svc->config->chroot,
+        .work_dir = corral_supervisor_config(svc->supervisor)->base_dir,
     };
     pid = corral_spawn(&request, &failure);
     g_free(envp[env_count]);
@@ -685,6 +760,8 @@ bool corral_service_spawn(corral_service *svc)
                     ? " (ulimit -u reached?)" : "");
         return false;
     }
+    if (failure.step != CORRAL_SPAWN_STEP_NONE)
+        log_child_setup_failure(svc, pid, &failure);
 
     record = g_new0(corral_process_record, 1);
     record->view.pid = pid;
@@ -746,7 +823,7 @@ unsigned corral_service_signal_all(corral_service *svc, int signo)
     return sent;
 }
 
-bool corral_service_mark_busy(corral_service *svc, corral_process_record *record)
+static void uncount_free_slots(corral_service *svc, corral_process_record *record)
 {
     bool was_available = record->view.available_count > 0;
 
@@ -756,6 +833,15 @@ bool corral_service_mark_busy(corral_service *svc, corral_process_record *record
     record->view.idle_since_usec = 0;
     if (was_available)
         note_if_full(svc);
+    record->idle_record_usec = 0;
+}
+
+bool corral_service_mark_busy(corral_service *svc, corral_process_record *record)
+{
+    /* As if it had taken every free slot: Dovecot counts them in its
+     * total_count. */
+    record->view.clients_seen += record->view.available_count;
+    uncount_free_slots(svc, record);
     return true;
 }
 
@@ -763,7 +849,15 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
                                    int wait_status)
 {
     corral_process *proc = &record->view;
-    char *text = corral_exit_text(proc->pid, wait_status);
+    const corral_service_config *config = svc->config;
+    corral_exit_hints hints = {
+        .service_name = config->name,
+        .vsz_limit = config->vsz_limit,
+        .login = config->type == CORRAL_SERVICE_LOGIN,
+        .login_dump_core = g_strv_contains((const char *const *)svc->argv + 1, "-D"),
+        .chroot = config->chroot,
+    };
+    char *text = corral_exit_text(proc->pid, wait_status, &hints);
     corral_exit exit_info;
 
     if (text != NULL) {
@@ -776,7 +870,12 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
     }
     corral_account_exit(&svc->state, proc, wait_status, corral_supervisor_now_usec(),
                         &exit_info);
-    POLICY_CALL(svc, process_exited, &exit_info);
+    if (svc->monitoring && !svc->state.stopping)
+        POLICY_CALL(svc, process_exited, &exit_info);
+    else if ((corral_policy_module_flags(svc->policy_module) & CORRAL_POLICY_TIMERS_OUTLIVE_STOP) &&
+             svc->policy_module->policy->process_exited != NULL)
+        /* Its timers still run: it must hear of the processes they name. */
+        svc->policy_module->policy->process_exited(svc->policy_state, &exit_info);
     forget_process(svc, record);
 }
 
@@ -885,10 +984,9 @@ void corral_service_stop_by_operator(corral_service *svc)
     corral_service_stop(svc);
     corral_service_close_dead_pipe(svc);
     corral_service_release_listeners(svc);
-    /* Its processes are finishing up: none takes a new client, and the
-     * throttle ended with its timer. */
-    for (GList *link = svc->processes.head; link != NULL; link = link->next)
-        corral_service_mark_busy(svc, link->data);
+    /* As Dovecot's service_monitor_stop: the processes keep their counts
+     * (process_avail, available_count) and the policy's per-process
+     * timers; the throttle ended with its timer. */
     svc->state.throttled = false;
     svc->state.have_listeners = false;
     svc->stopped_by_operator = true;
@@ -904,7 +1002,7 @@ static bool renew_policy_state(corral_service *svc, GError **error)
 
     if (svc->policy_state != NULL && policy->service_free != NULL)
         policy->service_free(svc->policy_state);
-    remove_all_timers(svc);
+    corral_service_remove_timers(svc);
     for (GList *link = svc->processes.head; link != NULL; link = link->next)
         ((corral_process_record *)link->data)->view.policy_data = NULL;
     svc->policy_state = policy->service_new(corral_host_get(), svc, svc->policy_values, &problem);
@@ -931,6 +1029,10 @@ bool corral_service_start_by_operator(corral_service *svc, GError **error)
                     "corrald is shutting down");
         return false;
     }
+    /* The processes from before the stop have none of the new listeners:
+     * none takes a client of the restarted service. */
+    for (GList *link = svc->processes.head; link != NULL; link = link->next)
+        uncount_free_slots(svc, link->data);
     if (!renew_policy_state(svc, error))
         return false;
     if (!open_listeners(svc, error) ||

@@ -94,6 +94,11 @@ void corral_service_started(corral_service *svc);
 /* Stops monitoring (policy stop(), timers, listening, status reading)
  * and refuses spawns from now on.  Processes are left alone. */
 void corral_service_stop(corral_service *svc);
+/* Removes every timer the policy armed, also those that outlived stop(). */
+void corral_service_remove_timers(corral_service *svc);
+/* Keeps every timer from firing again, leaving each for the policy to
+ * remove (it still holds them): the shutdown wait. */
+void corral_service_mute_timers(corral_service *svc);
 /* Closes the listeners and the status pipe of a retired service; its
  * processes keep their own copies until they leave. */
 void corral_service_release_listeners(corral_service *svc);
@@ -122,6 +127,10 @@ corral_process_record *corral_service_find_process(corral_service *svc, pid_t pi
 
 corral_timer *corral_service_timer_add(corral_service *svc, unsigned msecs, bool repeat,
                                        corral_timer_fn *fn, void *data);
+/* The same, for a shadow policy: removed at stop() whatever the policy's
+ * flags, since shadows hear of no exit after it. */
+corral_timer *corral_service_shadow_timer_add(corral_service *svc, unsigned msecs, bool repeat,
+                                              corral_timer_fn *fn, void *data);
 void corral_service_timer_remove(corral_service *svc, corral_timer *timer);
 
 /* Called by the reaper for each of this service's processes. */

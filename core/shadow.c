@@ -170,7 +170,8 @@ static void sh_login_notify(corral_service *handle, bool full)
 static corral_timer *sh_timer_add(corral_service *handle, unsigned msecs, bool repeat,
                                   corral_timer_fn *fn, void *data)
 {
-    return corral_service_timer_add(shadow_of(handle)->owner->svc, msecs, repeat, fn, data);
+    return corral_service_shadow_timer_add(shadow_of(handle)->owner->svc, msecs, repeat, fn,
+                                           data);
 }
 
 static void sh_timer_remove(corral_service *handle, corral_timer *timer)

@@ -83,15 +83,17 @@ const char *corral_signal_name(int signo)
 
 const char *corral_signal_code_name(int code)
 {
+    /* Only the codes Dovecot's lib_signal_code_to_str names for a
+     * termination signal; the master is single-threaded, so one buffer
+     * serves the rest. */
+    static char other[24];
+
     switch (code) {
     case SI_USER: return "kill";
     case SI_KERNEL: return "kernel";
-    case SI_QUEUE: return "sigqueue";
     case SI_TIMER: return "timer";
-    case SI_MESGQ: return "mesgq";
-    case SI_ASYNCIO: return "asyncio";
-    case SI_SIGIO: return "sigio";
-    case SI_TKILL: return "tkill";
-    default: return "unknown";
+    default:
+        snprintf(other, sizeof(other), "unknown %d", code);
+        return other;
     }
 }

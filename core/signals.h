@@ -23,7 +23,8 @@ void corral_signals_stop(void);
 /* "SIGTERM", "SIGKILL", ... for log lines; "signal N" for any other. */
 const char *corral_signal_name(int signo);
 
-/* "kill", "sigqueue", "kernel", ... for si_code, as Dovecot logs it. */
+/* si_code of SIGTERM or SIGINT as Dovecot logs it: "kill", "kernel",
+ * "timer", otherwise "unknown N". */
 const char *corral_signal_code_name(int code);
 
 #endif

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* What the child reads and writes.  CLONE_VM shares this memory with the
@@ -27,7 +27,9 @@ static _Noreturn void child_fail(spawn_context *ctx, corral_spawn_step step)
 {
     ctx->failed_errno = errno;
     ctx->failed_step = step;
-    _exit(84); /* Dovecot's "exec() failed" exit code */
+    /* Dovecot's "exec() failed", or its "Fatal failure" for the set-up
+     * before it. */
+    _exit(step == CORRAL_SPAWN_STEP_EXEC ? 84 : 89);
 }
 
 /* Moves every source to a staging range above all sources and targets
@@ -76,6 +78,10 @@ static int child_main(void *arg)
 
     if (!child_arrange_fds(ctx))
         child_fail(ctx, CORRAL_SPAWN_STEP_FDS);
+    /* The process state Dovecot's master gives its children. */
+    (void)umask(0077);
+    if (req->work_dir != NULL && chdir(req->work_dir) < 0)
+        child_fail(ctx, CORRAL_SPAWN_STEP_CHDIR);
 
     if (req->memory_limit != 0) {
         struct rlimit limit = { req->memory_limit, req->memory_limit };
@@ -115,7 +121,6 @@ pid_t corral_spawn(const corral_spawn_request *request, corral_spawn_failure *fa
     spawn_context ctx = { .request = request };
     sigset_t all, saved;
     pid_t pid;
-    int status;
 
     failure->step = CORRAL_SPAWN_STEP_NONE;
     failure->error = 0;
@@ -145,13 +150,10 @@ pid_t corral_spawn(const corral_spawn_request *request, corral_spawn_failure *fa
     if (pid < 0)
         return -1;
 
-    if (ctx.failed_step != CORRAL_SPAWN_STEP_NONE) {
-        failure->step = ctx.failed_step;
-        failure->error = ctx.failed_errno;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        return -1;
-    }
+    /* A child that failed after the clone is a process all the same, as a
+     * forked Dovecot child is: it has exited, and is reaped as any other. */
+    failure->step = ctx.failed_step;
+    failure->error = ctx.failed_errno;
     return pid;
 }
 
@@ -161,6 +163,7 @@ const char *corral_spawn_step_name(corral_spawn_step step)
     case CORRAL_SPAWN_STEP_NONE: return "spawn";
     case CORRAL_SPAWN_STEP_CLONE: return "clone()";
     case CORRAL_SPAWN_STEP_FDS: return "dup2()";
+    case CORRAL_SPAWN_STEP_CHDIR: return "chdir()";
     case CORRAL_SPAWN_STEP_RLIMIT: return "setrlimit()";
     case CORRAL_SPAWN_STEP_GROUPS: return "setgroups()";
     case CORRAL_SPAWN_STEP_SETGID: return "setgid()";

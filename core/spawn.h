@@ -32,6 +32,9 @@ typedef struct corral_spawn_request {
     const gid_t *groups;
     int group_count;     /* -1 leaves the supplementary groups alone */
     const char *chroot_dir; /* NULL for none */
+    /* The child's working folder before any chroot (Dovecot's children
+     * start in base_dir); NULL leaves it.  The child's umask is 0077. */
+    const char *work_dir;
 } corral_spawn_request;
 
 /* The step of the child's setup that failed, for the error message. */
@@ -39,6 +42,7 @@ typedef enum corral_spawn_step {
     CORRAL_SPAWN_STEP_NONE,
     CORRAL_SPAWN_STEP_CLONE,
     CORRAL_SPAWN_STEP_FDS,
+    CORRAL_SPAWN_STEP_CHDIR,
     CORRAL_SPAWN_STEP_RLIMIT,
     CORRAL_SPAWN_STEP_GROUPS,
     CORRAL_SPAWN_STEP_SETGID,
@@ -52,8 +56,10 @@ typedef struct corral_spawn_failure {
     int error;           /* errno */
 } corral_spawn_failure;
 
-/* Returns the child's pid, or -1 with *failure filled in.  A child that
- * failed before exec has already been reaped when this returns. */
+/* Returns the child's pid, or -1 with *failure filled in when no child
+ * was created.  A child whose set-up or exec() failed is returned too,
+ * with *failure filled in: it has exited (84 for exec(), 89 otherwise) and
+ * is left to be reaped like any other. */
 pid_t corral_spawn(const corral_spawn_request *request, corral_spawn_failure *failure);
 
 const char *corral_spawn_step_name(corral_spawn_step step);

@@ -207,9 +207,16 @@ static gboolean on_reload_kill_timer(gpointer data)
 {
     corral_generation *generation = data;
     int signo = generation->kill_rounds++ == 0 ? SIGTERM : SIGKILL;
-    unsigned sent = corral_generation_signal(generation, signo, true);
+    unsigned uninitialized;
+    unsigned sent = corral_generation_signal(generation, signo, true, &uninitialized);
 
-    if (sent > 0)
+    if (sent == 0)
+        return G_SOURCE_CONTINUE;
+    if (uninitialized > 0)
+        log_warning("Processes aren't dying after reload, sent %s to %u processes. "
+                    "(%u processes still uninitialized)",
+                    signo == SIGTERM ? "SIGTERM" : "SIGKILL", sent, uninitialized);
+    else
         log_warning("Processes aren't dying after reload, sent %s to %u processes.",
                     signo == SIGTERM ? "SIGTERM" : "SIGKILL", sent);
     return G_SOURCE_CONTINUE;
@@ -359,6 +366,11 @@ void corral_supervisor_shutdown(corral_supervisor *supervisor)
     supervisor->stopping = true;
     corral_notify_stopping();
     corral_generation_stop(supervisor->current);
+    /* Dovecot waits for its processes in a loop of its own, where no
+     * policy timer (an idle kill) of any configuration fires any more. */
+    corral_generation_mute_timers(supervisor->current);
+    for (guint i = 0; i < supervisor->retiring->len; i++)
+        corral_generation_mute_timers(g_ptr_array_index(supervisor->retiring, i));
     supervisor->shutdown_deadline_usec =
         corral_supervisor_now_usec() + SHUTDOWN_WAIT_MSECS * (uint64_t)1000;
     supervisor->shutdown_timer = g_timeout_add(SHUTDOWN_POLL_MSECS, on_shutdown_poll, supervisor);
@@ -377,13 +389,19 @@ static void on_signal(const struct signalfd_siginfo *info, void *data)
         break;
     case SIGTERM:
     case SIGINT:
+    case SIGHUP:
+        /* Dovecot's shutdown waits in a loop of its own that handles no
+         * signal but SIGCHLD: once stopping, these go unseen. */
+        if (supervisor->stopping)
+            break;
+        if (info->ssi_signo == SIGHUP) {
+            log_warning("SIGHUP received - reloading configuration");
+            (void)corral_supervisor_reload(supervisor, NULL);
+            break;
+        }
         log_warning("Killed with signal %u (by pid=%u uid=%u code=%s)", info->ssi_signo,
                     info->ssi_pid, info->ssi_uid, corral_signal_code_name(info->ssi_code));
         corral_supervisor_shutdown(supervisor);
-        break;
-    case SIGHUP:
-        log_warning("SIGHUP received - reloading configuration");
-        (void)corral_supervisor_reload(supervisor, NULL);
         break;
     case SIGUSR1:
         corral_log_reopen();
@@ -420,6 +438,7 @@ int corral_supervisor_run(corral_supervisor *supervisor)
         return 1;
     }
     supervisor->loop = g_main_loop_new(NULL, FALSE);
+    corral_exit_texts_init();
     corral_limits_check(supervisor->current->config);
     log_info("corrald v%s starting up with %u service%s", CORRAL_VERSION,
              supervisor->current->services->len,

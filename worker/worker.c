@@ -402,14 +402,13 @@ static void on_sigquit(int signo)
 
 static const char *signal_code_name(int32_t code, char *buffer, size_t size)
 {
+    /* As Dovecot's lib_signal_code_to_str names a termination signal's. */
     switch (code) {
     case SI_USER: return "kill";
     case SI_KERNEL: return "kernel";
-    case SI_QUEUE: return "sigqueue";
-    case SI_TKILL: return "tkill";
     case SI_TIMER: return "timer";
     default:
-        snprintf(buffer, size, "%d", (int)code);
+        snprintf(buffer, size, "unknown %d", (int)code);
         return buffer;
     }
 }

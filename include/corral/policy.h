@@ -69,7 +69,9 @@
  *     corral_service_state, corral_exit) stays valid only as documented
  *     below.  Do not keep a corral_process after process_exited returns.
  *   - Timers belong to the service.  The core removes any that remain
- *     after service_free, but a tidy plugin removes its own in stop().
+ *     after service_free, but a tidy plugin removes its own in stop()
+ *     (the core removes the rest at stop() unless the plugin sets
+ *     CORRAL_POLICY_TIMERS_OUTLIVE_STOP).
  *   - Callbacks left NULL are skipped; only abi_version, struct_size, name
  *     and service_new are required.
  */
@@ -93,9 +95,12 @@ extern "C" {
  *   2: corral_host.queued_clients, appended to the host table.  A version 1
  *      plugin never reads it, so it still loads; a version 2 plugin is
  *      refused by a corrald that only speaks version 1.
+ *   3: corral_policy.flags and corral_policy.report, appended to the
+ *      descriptor.  The core reads them only from a version 3 plugin, so
+ *      the shorter descriptor of a version 1 or 2 plugin still loads.
  * Renaming a field keeps the layout and the version: corral_process's
  * clients_served became clients_seen, the name of what it counts. */
-#define CORRAL_POLICY_ABI_VERSION 2u
+#define CORRAL_POLICY_ABI_VERSION 3u
 #define CORRAL_POLICY_ABI_VERSION_MIN 1u
 
 /* The symbol every plugin exports.  libltdl looks for
@@ -262,7 +267,9 @@ typedef struct corral_host {
      * touch last_kill_usec: this is for notifications such as SIGUSR1. */
     unsigned (*signal_all)(corral_service *svc, int signo);
     /* Counts the process as busy (available_count 0) until it next
-     * reports a non-zero count.  Used when a process ignores idle kills. */
+     * reports a non-zero count, as if it had taken every free slot (they
+     * count in clients_seen, as Dovecot's total_count).  Used when a
+     * process ignores idle kills. */
     bool (*mark_busy)(corral_service *svc, pid_t pid);
 
     /* Starts or stops watching the listeners.  While watching, a pending
@@ -311,6 +318,34 @@ typedef struct corral_host {
 /* ------------------------------------------------------------------ */
 /* The descriptor a plugin exports.                                     */
 
+/* corral_policy.flags (ABI version 3). */
+enum {
+    /* Timers outlive stop(): the core leaves armed whatever the plugin
+     * did not remove in stop(), and keeps calling process_exited for the
+     * service's processes until service_free, so that a per-process timer
+     * (Dovecot's idle kill) runs its course while its process lives.
+     * After stop() such a timer may only signal, mark busy and remove
+     * timers; every other request is refused. */
+    CORRAL_POLICY_TIMERS_OUTLIVE_STOP = 1u << 0,
+};
+
+/* What a plugin tells operators about a service beyond the core's
+ * accounting: doveadm's service status (ABI version 3).  The core fills
+ * each field with its own view first; report() overwrites what the
+ * plugin knows better. */
+typedef struct corral_policy_report {
+    /* While throttled: the length doveadm shows, in seconds.  The core's
+     * view is the current throttle's; Dovecot shows the next one. */
+    unsigned throttle_secs;
+    /* Host clock of the last "... reached, client connections are being
+     * dropped" warning; 0 for never.  The core's view: the last drop. */
+    uint64_t last_drop_warning_usec;
+    /* Full and waiting out the grace period before queued clients are
+     * dropped, or dropping them since.  The core's view: full, not
+     * throttled and not listening. */
+    bool listen_pending;
+} corral_policy_report;
+
 typedef struct corral_policy {
     uint32_t abi_version;  /* CORRAL_POLICY_ABI_VERSION */
     uint32_t struct_size;  /* sizeof(corral_policy) */
@@ -333,7 +368,8 @@ typedef struct corral_policy {
     /* The service is being stopped (shutdown or reload).  Remove timers;
      * no spawn will be honoured from here on, and no further callback
      * arrives: processes still alive get no process_exited, so free their
-     * policy_data in service_free. */
+     * policy_data in service_free.  (With CORRAL_POLICY_TIMERS_OUTLIVE_STOP,
+     * timers left armed still fire and process_exited still arrives.) */
     void (*stop)(void *state);
 
     /* A valid status record arrived, changed or not.  The core has already
@@ -346,6 +382,12 @@ typedef struct corral_policy {
     void (*process_exited)(void *state, const corral_exit *exit);
     /* A throttle set with corral_host.throttle has ended. */
     void (*throttle_ended)(void *state);
+
+    /* Since ABI version 3; read only from a version 3 plugin. */
+    uint32_t flags;       /* CORRAL_POLICY_TIMERS_OUTLIVE_STOP, ... */
+    /* Fills in what operators see (doveadm service status); may be NULL.
+     * Called at any time, also after stop(); must not call the host. */
+    void (*report)(void *state, corral_policy_report *report);
 } corral_policy;
 
 typedef const corral_policy *corral_policy_entry_fn(void);

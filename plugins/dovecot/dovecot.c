@@ -51,6 +51,7 @@ struct dovecot_service {
     corral_timer *drop_warning_timer; /* worker services only */
     bool drop_warned;
     uint64_t drop_warned_sec;
+    uint64_t drop_warned_usec; /* the same moment, for doveadm */
 
     unsigned throttle_msecs; /* length of the next throttle */
 
@@ -224,7 +225,7 @@ static void listen_start(struct dovecot_service *ds)
 {
     const corral_service_state *st = ds->state;
 
-    if (st->process_avail > 0 || st->throttled ||
+    if (st->process_avail > 0 || st->throttled || is_stopping(ds) ||
         (st->process_count == st->process_limit && ds->listen_pending))
         return;
     listen_start_now(ds);
@@ -403,6 +404,7 @@ static void log_drop_warning(struct dovecot_service *ds)
         return;
     ds->drop_warned = true;
     ds->drop_warned_sec = now;
+    ds->drop_warned_usec = ds->host->now_usec();
     if (st->process_limit > 1) {
         limit_name = "process_limit";
         limit = st->process_limit;
@@ -519,7 +521,9 @@ static void dovecot_started(void *state)
         listen_stop(ds);
 }
 
-/* M25 */
+/* M25.  The processes' idle timers stay: they still ask surplus idle
+ * processes to leave until the processes are gone (the core keeps them,
+ * CORRAL_POLICY_TIMERS_OUTLIVE_STOP). */
 static void dovecot_stop(void *state)
 {
     struct dovecot_service *ds = state;
@@ -527,8 +531,6 @@ static void dovecot_stop(void *state)
     ds->stopped = true;
     remove_timer(ds, &ds->prefork_timer);
     remove_timer(ds, &ds->login_signal_timer);
-    for (struct dovecot_process *dp = ds->processes; dp != NULL; dp = dp->next)
-        remove_timer(ds, &dp->idle_timer);
     listen_stop(ds);
 }
 
@@ -611,6 +613,17 @@ static void dovecot_throttle_ended(void *state)
         listen_start(ds);
 }
 
+/* doveadm's view, as Dovecot's master reports it. */
+static void dovecot_report(void *state, corral_policy_report *report)
+{
+    struct dovecot_service *ds = state;
+
+    /* The length the next throttle will have. */
+    report->throttle_secs = ds->state->throttled ? (ds->throttle_msecs + 999) / 1000 : 0;
+    report->last_drop_warning_usec = ds->drop_warned ? ds->drop_warned_usec : 0;
+    report->listen_pending = ds->listen_pending;
+}
+
 static const corral_policy dovecot_policy = {
     .abi_version = CORRAL_POLICY_ABI_VERSION,
     .struct_size = sizeof(corral_policy),
@@ -628,6 +641,8 @@ static const corral_policy dovecot_policy = {
     .listener_readable = dovecot_listener_readable,
     .process_exited = dovecot_process_exited,
     .throttle_ended = dovecot_throttle_ended,
+    .flags = CORRAL_POLICY_TIMERS_OUTLIVE_STOP,
+    .report = dovecot_report,
 };
 
 CORRAL_POLICY_DEFINE(dovecot, dovecot_policy)

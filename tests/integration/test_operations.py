@@ -439,6 +439,29 @@ class Steering(CorraldTestCase):
         self.assertEqual(out.returncode, 1)
         self.assertIn("service echo is not stopped", out.stderr)
 
+    def test_start_after_stop_serves_while_an_old_process_finishes(self):
+        # An old process still serving a client after the stop has free
+        # slots (and, as in Dovecot, still counts them) but none of the
+        # new listeners: the restarted service must not count on it.
+        port = free_port()
+        d = self.corrald(echo_service(port, process_min_avail=1)).start()
+        [old] = d.wait_children(1)
+        held = connect(port)
+        held.sendall(b"held\n")
+        self.assertEqual(held.recv(64), b"held\n")
+        out = d.ctl("service", "stop", "echo")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        s = d.service("echo")
+        self.assertEqual((s["state"], s["process_count"], s["process_avail"]), ("stopped", 1, 1))
+        wait_until(lambda: not port_is_listening(port), 5, "the old process to close its listener")
+        out = d.ctl("service", "start", "echo")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(echo_once(port, b"new\n"), b"new\n")
+        self.assertIn(old, d.children())
+        held.sendall(b"still\n")
+        self.assertEqual(held.recv(64), b"still\n")
+        held.close()
+
     def test_kill_signals_every_process(self):
         port = free_port()
         d = self.corrald(echo_service(port)).start()

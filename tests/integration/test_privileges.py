@@ -127,7 +127,9 @@ class Privileges(CorraldTestCase):
                          f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 1\n"
                          f"user = {TEST_USER}\nvsz_limit = 64M\n")
         d.start()
-        d.wait_log(r"service\(big\): child \d+ returned error 83 \(Out of memory\)", 10)
+        d.wait_log(r"service\(big\): child \d+ returned error 83 \(Out of memory \(service big "
+                   r"\{ vsz_limit=64 MB \}, you may need to increase it\) - set CORE_OUTOFMEM=1 "
+                   r"environment to get core dump\)", 10)
         d.wait_log(r"service\(big\): command startup failed, throttling for 2\.000 secs", 10)
 
     @unittest.skipUnless(LIMITS_REACH_KERNEL, "limits are virtual under valgrind")

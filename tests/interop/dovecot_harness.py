@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import harness  # noqa: E402  (after the path is set)
-from harness import (ECHO_WORKER, FIXTURE_WORKER, SANITIZED, SLOW,  # noqa: E402,F401
+from harness import (ECHO_WORKER, FIXTURE_WORKER, SANITIZED, SLOW, WRAPPER,  # noqa: E402,F401
                      free_port, port_is_listening, wait_until)  # re-exported to the tests
 
 DOVECOT = os.environ.get("CORRAL_DOVECOT", "/usr/sbin/dovecot")
@@ -664,7 +664,8 @@ class CorralMaster(Master):
         """Rewrites the service file for a reload."""
         self.services = list(services)
         with open(os.path.join(self.dir, "conf.d", "50-test.conf"), "w") as f:
-            f.write("\n".join(svc.corral_block() for svc in self.services))
+            f.write(harness.allow_root_where_unset(
+                "\n".join(svc.corral_block() for svc in self.services)))
 
     def reload(self):
         self.signal(signal.SIGHUP)

@@ -12,6 +12,7 @@
 docs/fidelity.md maps each rule of the reference (M1-M27) to the tests
 that check it.  Measured figures are printed as "FIGURES" lines.
 """
+import ctypes
 import itertools
 import os
 import re
@@ -22,7 +23,8 @@ import threading
 import time
 import unittest
 
-from dovecot_harness import (PYTHON, InteropTestCase, Probe, Service, client_fds, dovecot_problem,
+from dovecot_harness import (FIXTURE_WORKER, PYTHON, WRAPPER, InteropTestCase, Probe, Service,
+                             client_fds, dovecot_problem,
                              echo_service, fixture_service, foreign_service, free_port,
                              listener_fds, pid_alive, port_is_listening, probes, report, steps,
                              wait_until)
@@ -1016,15 +1018,6 @@ class DifferentialEdges(DifferentialTestCase):
                dovecot_failures=len(d["lines"]), corrald_failures=len(c["lines"]))
         self.assert_same_monitor_lines(d["lines"], c["lines"], counted={r"returned error 3": 1000})
 
-    # corrald's answers to doveadm differ: while a service is throttled,
-    # Dovecot reports throttle_secs as the next (doubled) length, 4 during
-    # the first 2 s throttle (reference 3.4), corrald the current one, 2;
-    # Dovecot's last_drop_warning is the time of the last "reached"
-    # warning, which corrald leaves at 0 until a client is dropped; and
-    # after the 10 s grace period Dovecot reports listen_pending=y while
-    # listening again, where corrald derives listen_pending as "not
-    # listening and full" and reports n.
-    @unittest.expectedFailure
     def test_doveadm_reports_the_same_service_state(self):
         """doveadm's SERVICE-STATUS and PROCESS-STATUS, asked of both
         masters at the same points of four services' lives."""
@@ -1077,6 +1070,14 @@ class DifferentialEdges(DifferentialTestCase):
         d, c = self.both(services, script)
         stamps = ("exit_failure_last", "last_drop_warning")
         differences = []
+        # Dovecot can reap a "status-then-exit" process before reading its
+        # record and take the storm for a startup failure (the race
+        # corrald's reaper avoids, docs/fidelity.md; test_5): then its
+        # storm counters never started, and only they may differ.
+        dovecot_race = d["storm throttled"]["exit_failure_last"] == "0"
+        if dovecot_race:
+            report("doveadm storm", dovecot_race="Dovecot throttled the storm as a startup "
+                   "failure: its exit counters are not compared")
         for key in d:
             if not isinstance(d[key], dict):
                 if d[key] != c[key]:
@@ -1088,6 +1089,9 @@ class DifferentialEdges(DifferentialTestCase):
                 if field in stamps:
                     # Wall-clock seconds: both set or both unset, and close.
                     same = (dv == "0") == (cv == "0") and abs(int(dv) - int(cv or 0)) <= 3
+                elif dovecot_race and key.startswith("storm") and \
+                        field in ("exit_failure_last", "exit_failures_in_sec", "process_total"):
+                    same = True
                 elif field in ("exit_failures_in_sec", "process_total") and \
                         key.startswith("storm"):
                     # 11 or more, depending on where the clock's second
@@ -1155,6 +1159,440 @@ class DifferentialEdges(DifferentialTestCase):
         d, c = self.both(services, script)
         report("signal dispositions", dovecot=d, corrald=c)
         self.assertEqual(d, c)
+
+
+def child_events(rec):
+    """The worker lines a master relayed, normalized as monitor lines are."""
+    rec.poll_once()
+    with rec.lock:
+        return [e for e in rec.events if e.kind == "child"]
+
+
+def settle_log_process(m):
+    """Dovecot's log process reads each service's log handshake from the
+    master in its own time, and drops a relayed exit text that comes
+    before it: waits until the log process sleeps in its event loop, having
+    read everything.  corrald has no log process."""
+    if m.kind != "dovecot":
+        return
+
+    def idle_log_process():
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{entry}/comm") as f:
+                    comm = f.read().strip()
+                with open(f"/proc/{entry}/wchan") as f:
+                    wchan = f.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid == m.pid and comm == "log":
+                return "poll" in wchan
+        return False
+    wait_until(idle_log_process, 10, "Dovecot's log process to wait in its event loop")
+
+
+def sigqueue(pid, signo):
+    """Sends `signo` with sigqueue(3), whose si_code is SI_QUEUE (-1)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.sigqueue(ctypes.c_int(pid), ctypes.c_int(signo), ctypes.c_void_p(0)) != 0:
+        raise OSError(ctypes.get_errno(), "sigqueue() failed")
+
+
+class DifferentialDetails(DifferentialTestCase):
+    """Texts, accounting and process state where a first comparison found
+    corrald and Dovecot apart (docs/fidelity.md)."""
+
+    def test_exit_texts_carry_dovecot_hints(self):
+        # setUpModule leaves both masters with RLIMIT_CORE 0: "core dumps
+        # disabled".  Out of memory names vsz_limit (256 MB by default in
+        # both) and CORE_OUTOFMEM.
+        def services():
+            return [fixture_service("oom", free_port(), "exit-before-status 83",
+                                    process_limit=1),
+                    fixture_service("segv", free_port(), f"raise {int(signal.SIGSEGV)}",
+                                    process_limit=1),
+                    fixture_service("abrt", free_port(), f"raise {int(signal.SIGABRT)}",
+                                    process_limit=1),
+                    fixture_service("term", free_port(), f"raise {int(signal.SIGTERM)}",
+                                    process_limit=1)]
+
+        def script(m, rec, svcs):
+            settle_log_process(m)
+            # One client each starts the one process that fails.
+            clients = [probes(svc.port, 1)[0] for svc in svcs]
+            for svc in svcs:
+                rec.wait_event(rf"service\({svc.name}\): command startup failed", 10)
+                rec.wait_event(rf"service\({svc.name}\): child N", 10)
+            for p in clients:
+                wait_finished(p)
+            return dict(lines=rec.monitor_events())
+
+        d, c = self.both(services, script)
+        texts = sorted(e.key for e in d["lines"] if "child N" in e.key)
+        report("exit texts", dovecot=texts,
+               corrald=sorted(e.key for e in c["lines"] if "child N" in e.key))
+        self.assertIn("(core dumps disabled - https://dovecot.org/bugreport.html#coredumps)",
+                      " ".join(texts))
+        self.assertIn("Error: service(term): child N killed with signal 15", texts)
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+
+    @unittest.skipIf(WRAPPER, "valgrind's child exits 101 when exec() fails")
+    def test_exec_failure_after_the_fork_is_a_process(self):
+        scratch = self.scratch()
+        # Passes both masters' "is it executable" check; exec() fails in
+        # the child (ENOENT for the interpreter).
+        script_path = os.path.join(scratch, "no-interpreter")
+        with open(script_path, "w") as f:
+            f.write("#!/nonexistent/interpreter\n")
+        os.chmod(script_path, 0o755)
+
+        def services():
+            return [Service("fx", [script_path], free_port(), process_limit=2, client_limit=1)]
+
+        def script(m, rec, svcs):
+            settle_log_process(m)
+            client = probes(svcs[0].port, 1)[0]
+            rec.wait_event(r"service\(fx\): command startup failed", 10)
+            status = m.service_status("fx")
+            # The throttle ends after 2 s; nothing else happens meanwhile.
+            wait_until(lambda: m.service_status("fx")["listening"] == "y", 5,
+                       "the throttle to end")
+            rec.wait_event(r"service\(fx\): child N returned error 84", 10)
+            wait_finished(client)
+            children = [e.key for e in child_events(rec) if "execv(" in e.key]
+            return dict(status=status, children=children, lines=rec.monitor_events(),
+                        client=client.outcome())
+
+        d, c = self.both(services, script)
+        report("exec failure", dovecot_lines=[e.key for e in d["lines"]],
+               corrald_lines=[e.key for e in c["lines"]],
+               dovecot_status=d["status"], corrald_status=c["status"],
+               dovecot_child=d["children"], corrald_child=c["children"])
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+        self.assertIn("Error: service(fx): child N returned error 84 (exec() failed)",
+                      [e.key for e in c["lines"]])
+        # The waiting client gets EOF when the throttle starts.
+        self.assertEqual((d["client"], c["client"]), ("dropped", "dropped"))
+        # A process all the same: counted in process_total, gone now, and
+        # throttled as a failure before the first status.
+        for field in ("process_count", "process_avail", "process_total"):
+            self.assertEqual(d["status"][field], c["status"][field], field)
+        self.assertEqual(d["status"]["process_total"], "1")
+        # Both log why, as the child's line.  Dovecot's child writes it in
+        # the master's own log format, which its log process relays as an
+        # unparsed line; corrald logs it at Fatal (docs/fidelity.md).
+        reason = f"Fatal: execv({script_path}) failed: No such file or directory"
+        self.assertEqual(c["children"], [f"Fatal: fx: execv({script_path}) failed: No such file "
+                                         "or directory"])
+        self.assertEqual(len(d["children"]), 1, d["children"])
+        self.assertTrue(d["children"][0].endswith(reason), d["children"])
+
+    def test_reload_kill_round_counts_uninitialized_processes(self):
+        def services():
+            return [echo_service("echo", free_port(), process_min_avail=1, process_limit=2,
+                                 client_limit=1),
+                    fixture_service("quiet", free_port(), "silent", process_min_avail=1,
+                                    process_limit=2, client_limit=1)]
+
+        def script(m, rec, svcs):
+            held = wait_answered(probes(svcs[0].port, 1, hold=True)[0])
+            m.wait_pids("echo", lambda n: n == 2, 5, "a spare process for min_avail")
+            m.wait_pids("quiet", lambda n: n == 1, 5, "the silent process")
+            reloaded = time.monotonic()
+            m.reload()
+            # 6 s: SIGTERM to the busy old process, the silent one skipped;
+            # 12 s: SIGKILL to the silent one.
+            rec.wait_event(r"Processes aren't dying after reload, sent SIGKILL", 16)
+            time.sleep(0.5)  # an observation window for the lines that follow
+            held.release()
+            wait_finished(held)
+            return dict(lines=rec.monitor_events(reloaded))
+
+        d, c = self.both(services, script)
+        report("reload kill round", dovecot=[e.key for e in d["lines"] if "dying" in e.key],
+               corrald=[e.key for e in c["lines"] if "dying" in e.key])
+        self.assertIn("Warning: Processes aren't dying after reload, sent SIGTERM to 1 processes. "
+                      "(1 processes still uninitialized)", [e.key for e in d["lines"]])
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+
+    def test_operator_stop_keeps_idle_timers_and_counts(self):
+        # Both services' processes ignore the dead pipe.  "idle" is a
+        # startup process beyond process_min_avail 0, with an idle timer;
+        # "kept" is within process_min_avail, so shutdown waits for it.
+        def services():
+            # idle_kill leaves time to stop the service and read its state
+            # before the SIGINT, on a busy machine.
+            return [fixture_service("idle", free_port(), "deaf", type="startup",
+                                    process_min_avail=0, process_limit=2, client_limit=1,
+                                    idle_kill="4s"),
+                    fixture_service("kept", free_port(), "deaf", process_min_avail=1,
+                                    process_limit=2, client_limit=1)]
+
+        def script(m, rec, svcs):
+            pids = {}
+            for name in ("idle", "kept"):
+                [pids[name]] = m.wait_pids(name, lambda n: n == 1, 10, "one process")
+                wait_until(lambda: m.process_status(name).get(pids[name], {}).get(
+                    "last_status_update", "0") != "0", 5, f"{name}'s first status")
+            m.doveadm("service", "stop", "idle", "kept")
+            stopped = time.monotonic()
+            status = {name: m.service_status(name) for name in ("idle", "kept")}
+            processes = {name: m.process_status(name).get(pids[name]) for name in ("idle", "kept")}
+            self.assertTrue(all(processes.values()), f"{m.kind}: {processes}")
+            # The idle timer armed at the first status still fires.
+            wait_until(lambda: not pid_alive(pids["idle"]), 8, "the idle process's SIGINT")
+            idle_gone = time.monotonic() - stopped
+            rec.wait_event(r"service\(idle\): child N killed with signal 2", 5)
+            kept_alive = pid_alive(pids["kept"])
+            stopping = time.monotonic()
+            code = m.stop()
+            exited = time.monotonic() - stopping
+            rec.stop()
+            return dict(status=status, processes=processes, idle_gone=idle_gone,
+                        kept_alive=kept_alive, code=code, exited=exited,
+                        lines=rec.monitor_events())
+
+        d, c = self.both(services, script)
+        report("operator stop", dovecot_status=d["status"], corrald_status=c["status"],
+               dovecot_processes=d["processes"], corrald_processes=c["processes"],
+               dovecot_idle_gone=f"{d['idle_gone']:.2f}s", corrald_idle_gone=f"{c['idle_gone']:.2f}s",
+               dovecot_master_exit=f"{d['exited']:.2f}s", corrald_master_exit=f"{c['exited']:.2f}s")
+        for name in ("idle", "kept"):
+            for field in ("process_count", "process_avail", "listening", "doveadm_stop"):
+                self.assertEqual(d["status"][name][field], c["status"][name][field],
+                                 f"{name} {field}")
+            for field in ("available_count", "total_count"):
+                self.assertEqual(d["processes"][name][field], c["processes"][name][field],
+                                 f"{name} {field}")
+        self.assertEqual(d["status"]["kept"]["process_avail"], "1")
+        for r in (d, c):
+            self.assertEqual(r["code"], 0)
+            self.assertTrue(r["kept_alive"])
+            # idle_kill 4 s + 0-990 ms from the first status, which came
+            # before the stop.
+            self.assertLess(r["idle_gone"], 5.5)
+            # The stopped service's available process holds shutdown for
+            # its 5 s, then SIGQUIT and the 1 s pause.
+            self.assertGreater(r["exited"], 5.8)
+        # Each master draws its own 0-990 ms of jitter, and the first status
+        # came a little before the stop, differently in each.
+        self.assert_close("idle process gone", d["idle_gone"], c["idle_gone"], 1.5)
+        self.assert_close("master exit", d["exited"], c["exited"], TIGHT)
+        # Nothing is logged for the stop itself.
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+
+    def test_old_generation_keeps_its_idle_timers(self):
+        def services():
+            return [fixture_service("idle", free_port(), "deaf", type="startup",
+                                    process_min_avail=0, process_limit=2, client_limit=1,
+                                    idle_kill="2s")]
+
+        def script(m, rec, svcs):
+            [old] = m.wait_pids("idle", lambda n: n == 1, 10, "the startup process")
+            wait_until(lambda: m.process_status("idle")[old]["last_status_update"] != "0", 5,
+                       "its first status")
+            reloaded = time.monotonic()
+            m.reload()
+            rec.wait_event(r"SIGHUP received", 5)
+            # Its idle timer (armed before the reload) still sends SIGINT,
+            # well before the reload's 6 s kill round.
+            wait_until(lambda: not pid_alive(old), 8, "the old process's idle SIGINT")
+            old_gone = time.monotonic() - reloaded
+            # The new configuration's startup process goes the same way.
+            rec.wait_event(r"killed with signal 2", 8, count=2)
+            time.sleep(0.5)  # an observation window for the lines that follow
+            return dict(old_gone=old_gone, lines=rec.monitor_events(reloaded))
+
+        d, c = self.both(services, script)
+        report("old generation idle kill", dovecot_old_gone=f"{d['old_gone']:.2f}s",
+               corrald_old_gone=f"{c['old_gone']:.2f}s")
+        for r in (d, c):
+            self.assertLess(r["old_gone"], 4.0)
+        # Each master draws its own 0-990 ms of jitter, and the first status
+        # came a little before the reload, differently in each.
+        self.assert_close("old process gone", d["old_gone"], c["old_gone"], 1.5)
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+        self.assertEqual([e.key for e in c["lines"]].count(
+            "Error: service(idle): child N killed with signal 2"), 2)
+
+    def prefork_after_reload(self, client_limit):
+        """process_min_avail 1 -> 2 and process_limit 2 -> 3 by a reload
+        while one process is full; then a short client.  Returns how many
+        processes of the new configuration each master ends with."""
+        def services():
+            return [echo_service("echo", free_port(), process_min_avail=1, process_limit=2,
+                                 client_limit=client_limit)]
+
+        def script(m, rec, svcs):
+            [svc] = svcs
+            # One process full, one spare.
+            held = [wait_answered(p) for p in probes(svc.port, client_limit, hold=True)]
+            old = m.wait_pids("echo", lambda n: n == 2, 5, "a spare process for min_avail")
+            m.write_config([Service("echo", svc.argv, svc.port, process_min_avail=2,
+                                    process_limit=3, client_limit=client_limit)])
+            reloaded = time.monotonic()
+            m.reload()
+            rec.wait_event(r"SIGHUP received", 5)
+            wait_until(lambda: len([p for p in m.pids("echo") if p not in old]) == 2, 5,
+                       "two processes of the new configuration")
+            short = wait_finished(probes(svc.port, 1)[0])
+            time.sleep(2.0)  # an observation window: no process is started late
+            new = [p for p in m.pids("echo") if p not in old]
+            series = [(round(t, 2), n) for t, n in steps(rec.count_series("echo", reloaded))]
+            for p in held:
+                p.release()
+                wait_finished(p)
+            return dict(new=len(new), short=short.outcome(), series=series,
+                        lines=rec.monitor_events(reloaded))
+
+        d, c = self.both(services, script)
+        report(f"prefork after reload, client_limit {client_limit}", dovecot_new=d["new"],
+               corrald_new=c["new"], dovecot_counts=d["series"], corrald_counts=c["series"])
+        self.assertEqual((d["short"], c["short"]), ("served", "served"))
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+        return d["new"], c["new"]
+
+    def test_prefork_after_a_reload_that_raises_the_limits(self):
+        # A short client that takes a process's last slot leaves one of two
+        # available: M10's prefork timer needs two 0 ms ticks (M13), and
+        # races the client's idle record.  Both masters usually start a
+        # third process; each sometimes reads the record first and does
+        # not (docs/fidelity.md).  Either count is Dovecot's.
+        for count in self.prefork_after_reload(client_limit=1):
+            self.assertIn(count, (2, 3))
+        # One that leaves a slot free starts nothing, in both.
+        self.assertEqual(self.prefork_after_reload(client_limit=2), (2, 2))
+
+    def test_every_idle_record_refreshes_idle_start(self):
+        def services():
+            return [fixture_service("rs", free_port(), "repeat-status 3", process_min_avail=1,
+                                    process_limit=2, client_limit=2)]
+
+        def script(m, rec, svcs):
+            [pid] = m.wait_pids("rs", lambda n: n == 1, 10, "one process")
+
+            def row():
+                r = m.process_status("rs").get(pid)
+                return r if r is not None and r["last_status_update"] != "0" else None
+            first = wait_until(row, 5, "a first status")
+            second = wait_until(lambda: (lambda r: r if r and r["last_status_update"] !=
+                                         first["last_status_update"] else None)(row()),
+                                6, "the second status")
+            return dict(first=first, second=second)
+
+        d, c = self.both(services, script)
+        report("idle start", dovecot=[(r["idle_start"], r["last_status_update"])
+                                      for r in (d["first"], d["second"])],
+               corrald=[(r["idle_start"], r["last_status_update"])
+                        for r in (c["first"], c["second"])])
+        for r in (d, c):
+            # The second idle record moved idle_start to its own time.
+            self.assertGreaterEqual(int(r["second"]["idle_start"]) -
+                                    int(r["first"]["idle_start"]), 2, r)
+            self.assertLessEqual(abs(int(r["second"]["idle_start"]) -
+                                     int(r["second"]["last_status_update"])), 1, r)
+
+    def test_ignored_idle_sigint_counts_the_clients_dovecot_counts(self):
+        def services():
+            return [fixture_service("fx", free_port(), "ignore-sigint", type="startup",
+                                    process_min_avail=0, process_limit=2, client_limit=3,
+                                    idle_kill="2s")]
+
+        def script(m, rec, svcs):
+            [pid] = m.wait_pids("fx", lambda n: n == 1, 10, "the startup process")
+            rec.wait_event(r"is ignoring idle SIGINT", 12)
+            return dict(process=m.process_status("fx")[pid], service=m.service_status("fx"),
+                        lines=rec.monitor_events())
+
+        d, c = self.both(services, script)
+        report("ignored idle SIGINT accounting", dovecot=d["process"], corrald=c["process"])
+        for field in ("available_count", "total_count"):
+            self.assertEqual(d["process"][field], c["process"][field], field)
+        self.assertEqual(d["process"]["total_count"], "3")
+        self.assertEqual(d["service"]["process_avail"], c["service"]["process_avail"])
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+
+    def test_signals_during_the_shutdown_wait_are_ignored(self):
+        def services():
+            return [fixture_service("fx", free_port(), "silent", process_min_avail=1,
+                                    process_limit=2, client_limit=1)]
+
+        def script(m, rec, svcs):
+            m.wait_pids("fx", lambda n: n == 1, 10, "one process")
+            stopping = time.monotonic()
+            m.signal(signal.SIGTERM)
+            # The uninitialized process keeps the master in its 5 s wait.
+            rec.wait_event(r"Killed with signal 15", 5)
+            for signo in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+                time.sleep(0.3)  # spaced, so that each is a signal of its own
+                if m.master_alive():
+                    m.signal(signo)
+            code = m.wait_exit(15)
+            exited = time.monotonic() - stopping
+            rec.stop()
+            return dict(code=code, exited=exited, lines=rec.monitor_events())
+
+        d, c = self.both(services, script)
+        report("signals while stopping", dovecot_master_exit=f"{d['exited']:.2f}s",
+               corrald_master_exit=f"{c['exited']:.2f}s",
+               dovecot=[e.key for e in d["lines"]], corrald=[e.key for e in c["lines"]])
+        for r in (d, c):
+            self.assertEqual(r["code"], 0)
+            self.assertGreater(r["exited"], 5.8)
+        self.assert_close("master exit", d["exited"], c["exited"], TIGHT)
+        self.assertEqual([e.key for e in d["lines"] if "signal" in e.key or "SIGHUP" in e.key],
+                         ["Warning: Killed with signal 15 (by pid=N uid=0 code=kill)"])
+        self.assert_same_monitor_lines(d["lines"], c["lines"])
+
+    def test_killed_with_signal_names_the_code_as_dovecot_does(self):
+        def services():
+            return [echo_service("echo", free_port(), process_min_avail=1, process_limit=2)]
+
+        def script(m, rec, svcs):
+            m.wait_pids("echo", lambda n: n == 1, 10, "one process")
+            sigqueue(m.pid, signal.SIGTERM)
+            m.wait_exit(15)
+            rec.stop()
+            return [e.key for e in rec.monitor_events() if "Killed with signal" in e.key]
+
+        d, c = self.both(services, script)
+        report("signal code", dovecot=d, corrald=c)
+        self.assertEqual(d, ["Warning: Killed with signal 15 (by pid=N uid=0 code=unknown -1)"])
+        self.assertEqual(c, d)
+
+    def test_children_start_with_the_same_umask_and_folder(self):
+        scratch = self.scratch()
+
+        def services():
+            out = os.path.join(scratch, f"describe-{next(SERIAL)}.txt")
+            return [fixture_service("fx", free_port(), f"describe {out}", process_min_avail=1,
+                                    process_limit=2, client_limit=1)]
+
+        def script(m, rec, svcs):
+            [pid] = m.wait_pids("fx", lambda n: n == 1, 10, "one process")
+            with open(f"/proc/{pid}/status") as f:
+                umask = next(line.split()[1] for line in f if line.startswith("Umask:"))
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0")[0].decode()
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            return dict(umask=umask, in_base_dir=cwd == os.path.realpath(
+                os.path.join(m.dir, "run")), cwd=cwd, argv0=argv0)
+
+        d, c = self.both(services, script)
+        report("child process state", dovecot=d, corrald=c)
+        self.assertEqual(d["umask"], "0077")
+        self.assertEqual(c["umask"], d["umask"])
+        self.assertTrue(d["in_base_dir"], d)
+        self.assertTrue(c["in_base_dir"], c)
+        # Deliberate difference (docs/fidelity.md): Dovecot renames
+        # argv[0] after its instance_name; corrald keeps the command.
+        self.assertRegex(d["argv0"], r"^dovecot-corral-interop-\d+-\d+/fixture-worker$")
+        self.assertEqual(c["argv0"], FIXTURE_WORKER)
 
 
 if __name__ == "__main__":

@@ -194,6 +194,13 @@ static bool policy_listens(const corral_service *svc)
     return svc->policy != NULL && svc->monitoring && !svc->state.stopping;
 }
 
+/* As the core reads CORRAL_POLICY_TIMERS_OUTLIVE_STOP: version 3 on. */
+static bool timers_outlive_stop(const corral_service *svc)
+{
+    return svc->policy != NULL && svc->policy->abi_version >= 3 &&
+           (svc->policy->flags & CORRAL_POLICY_TIMERS_OUTLIVE_STOP) != 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Timers.                                                             */
 
@@ -413,6 +420,7 @@ static bool host_mark_busy(corral_service *svc, pid_t pid)
         return false;
     if (p->view.available_count > 0)
         svc->state.process_avail--;
+    p->view.clients_seen += p->view.available_count;
     p->view.available_count = 0;
     p->view.idle_since_usec = 0;
     action = record(svc, FAKE_MARK_BUSY);
@@ -872,7 +880,17 @@ unsigned fake_host_stop(corral_service *svc)
     svc->state.stopping = true;
     svc->state.listening = false;
     svc->state.throttled = false;
-    remove_service_timers(svc, &left);
+    if (!timers_outlive_stop(svc)) {
+        remove_service_timers(svc, &left);
+        return left;
+    }
+    for (corral_timer *t = fake.timers; t != NULL; t = t->next) {
+        if (t->svc == svc && t->armed && t->internal)
+            timer_release(t);
+        else if (t->svc == svc && t->armed)
+            left++;
+    }
+    svc->throttle_timer = NULL;
     return left;
 }
 
@@ -985,7 +1003,8 @@ void fake_host_exit(corral_service *svc, pid_t pid, int wait_status)
     *link = p->next;
     corral_account_exit(&svc->state, &p->view, wait_status, fake.now, &exit_info);
 
-    if (policy_listens(svc) && svc->policy->process_exited != NULL)
+    if ((policy_listens(svc) || (timers_outlive_stop(svc) && svc->policy_state != NULL)) &&
+        svc->policy->process_exited != NULL)
         svc->policy->process_exited(svc->policy_state, &exit_info);
     free(p);
 }

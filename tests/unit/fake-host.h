@@ -55,7 +55,9 @@
  *
  * Callbacks.  As in the core, policy callbacks are delivered only between
  * fake_host_start() and fake_host_stop(); a process that exits after
- * the stop is freed without a callback.
+ * the stop is freed without a callback, unless the policy sets
+ * CORRAL_POLICY_TIMERS_OUTLIVE_STOP: then its timers keep firing and
+ * process_exited still arrives.
  */
 #ifndef FAKE_HOST_H
 #define FAKE_HOST_H
@@ -143,7 +145,8 @@ void fake_host_start(corral_service *svc);
 /* policy started(). */
 void fake_host_started(corral_service *svc);
 /* policy stop(); then, as the core does, stops listening and throttling
- * and removes the service's timers.  Returns how many timers the policy
+ * and removes the service's timers (those the policy armed stay with
+ * CORRAL_POLICY_TIMERS_OUTLIVE_STOP).  Returns how many timers the policy
  * had left armed. */
 unsigned fake_host_stop(corral_service *svc);
 

@@ -1364,7 +1364,7 @@ static void test_M24_other_types_never_notify(void **state)
 /* ------------------------------------------------------------------ */
 /* M25, M27: stopping.                                                 */
 
-static void test_M25_stop_removes_every_timer_and_stops_listening(void **state)
+static void test_M25_stop_removes_the_service_timers_and_stops_listening(void **state)
 {
     corral_service *prefork, *idle, *worker, *login;
 
@@ -1392,10 +1392,99 @@ static void test_M25_stop_removes_every_timer_and_stops_listening(void **state)
     assert_true(fake_host_has_timer(prefork, 0, true));
 
     assert_int_equal(fake_host_stop(prefork), 0);
-    assert_int_equal(fake_host_stop(idle), 0);
+    /* Only the idle process's own timer stays (M25 leaves per-process
+     * timers): test_M25_idle_timers_outlive_stop. */
+    assert_int_equal(fake_host_stop(idle), 1);
     assert_int_equal(fake_host_stop(worker), 0);
     assert_int_equal(fake_host_stop(login), 0);
     assert_false(fake_host_last(login, FAKE_LISTEN)->on);
+}
+
+static void test_M25_idle_timers_outlive_stop(void **state)
+{
+    static const uint32_t jitter[] = { 0 };
+    corral_service *svc;
+    pid_t pid;
+
+    (void)state;
+    fake_host_set_random(jitter, 1);
+    svc = SERVICE(.process_limit = 3, .client_limit = 2, .idle_kill_secs = 3);
+    pid = serve_one_client(svc);
+    assert_int_equal(fake_host_stop(svc), 1);
+
+    /* Stopped (doveadm service stop, or retired by a reload): the surplus
+     * idle process still gets its SIGINT, then is taken for busy, with
+     * nothing started or listened to. */
+    fake_host_advance_ms(3000);
+    assert_int_equal(actions(FAKE_SIGNAL), 1);
+    assert_int_equal(fake_host_last(svc, FAKE_SIGNAL)->pid, pid);
+    assert_int_equal(fake_host_last(svc, FAKE_SIGNAL)->signo, SIGINT);
+    fake_host_advance_ms(3000);
+    assert_log(CORRAL_LOG_ERROR, "service(mysvc): Process 1000 is ignoring idle SIGINT", 1);
+    assert_int_equal(actions(FAKE_MARK_BUSY), 1);
+    assert_int_equal(actions(FAKE_SPAWN), 1);
+    assert_false(state_of(svc)->listening);
+    assert_int_equal(fake_host_timer_count(svc), 0);
+}
+
+static void test_M25_idle_timer_of_a_stopped_service_ends_with_its_process(void **state)
+{
+    static const uint32_t jitter[] = { 0 };
+    corral_service *svc;
+    pid_t pid;
+
+    (void)state;
+    fake_host_set_random(jitter, 1);
+    svc = SERVICE(.process_limit = 3, .client_limit = 2, .idle_kill_secs = 3);
+    pid = serve_one_client(svc);
+    assert_int_equal(fake_host_stop(svc), 1);
+    fake_host_exit(svc, pid, 0);
+    assert_int_equal(fake_host_timer_count(svc), 0);
+    fake_host_advance_ms(10000);
+    assert_int_equal(actions(FAKE_SIGNAL), 0);
+}
+
+static void report_of(corral_service *svc, corral_policy_report *report)
+{
+    const corral_policy *policy = dovecot_LTX_corral_policy_entry();
+
+    *report = (corral_policy_report){ .throttle_secs = 99, .listen_pending = false };
+    policy->report(fake_host_policy_state(svc), report);
+}
+
+static void test_report_gives_doveadm_dovecot_view(void **state)
+{
+    corral_service *thr = SERVICE(.name = "thr", .process_limit = 3);
+    corral_service *lim = SERVICE(.name = "lim", .process_limit = 1, .client_limit = 1);
+    corral_policy_report report;
+    uint64_t warned;
+
+    (void)state;
+    /* throttle_secs: the next throttle's length while throttled, else 0. */
+    report_of(thr, &report);
+    assert_int_equal(report.throttle_secs, 0);
+    failed_startup(thr);
+    report_of(thr, &report);
+    assert_int_equal(report.throttle_secs, 4);
+    fake_host_advance_ms(2000);
+    report_of(thr, &report);
+    assert_int_equal(report.throttle_secs, 0);
+
+    /* last_drop_warning: the warning's time; listen_pending: also while
+     * dropping after the grace period. */
+    report_of(lim, &report);
+    assert_int_equal(report.last_drop_warning_usec, 0);
+    fill_to_limit(lim);
+    fake_host_connect(lim, 1);
+    warned = fake_host_now();
+    report_of(lim, &report);
+    assert_int_equal(report.last_drop_warning_usec, warned);
+    assert_true(report.listen_pending);
+    fake_host_advance_ms(10000);
+    report_of(lim, &report);
+    assert_true(state_of(lim)->listening);
+    assert_true(report.listen_pending);
+    assert_int_equal(report.last_drop_warning_usec, warned);
 }
 
 static void test_M27_no_spawn_or_listen_once_stopping(void **state)
@@ -1701,7 +1790,10 @@ int main(void)
         TEST(test_M24_same_state_is_not_resent),
         TEST(test_M24_exit_below_limit_notifies_nonfull),
         TEST(test_M24_other_types_never_notify),
-        TEST(test_M25_stop_removes_every_timer_and_stops_listening),
+        TEST(test_M25_stop_removes_the_service_timers_and_stops_listening),
+        TEST(test_M25_idle_timers_outlive_stop),
+        TEST(test_M25_idle_timer_of_a_stopped_service_ends_with_its_process),
+        TEST(test_report_gives_doveadm_dovecot_view),
         TEST(test_M27_no_spawn_or_listen_once_stopping),
         TEST(test_scenario_burst_to_limit_drops_the_excess_after_10s),
         TEST(test_scenario_idle_kill_after_burst_kills_only_one),

@@ -150,7 +150,7 @@ static void worker_exited(void *context, pid_t pid, int wait_status)
 
     if (proc == NULL)
         return;
-    text = corral_exit_text(pid, wait_status);
+    text = corral_exit_text(pid, wait_status, NULL);
     if (text != NULL) {
         sim_log(host, CORRAL_LOG_ERROR, "%s", text);
         g_free(text);
