@@ -42,6 +42,80 @@ def ctl(daemon, *args, timeout=30):
                           text=True, timeout=timeout)
 
 
+def scrape(port, source="127.0.0.1", timeout=5):
+    """One GET /metrics; True when a 200 answer arrived."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                      source_address=(source, 0)) as s:
+            s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+            return reply.startswith(b"HTTP/1.1 200 ")
+    except OSError:
+        return False
+
+
+class IdleFlood:
+    """Holds `count` idle connections from each source address and, with
+    `reconnect`, opens a new one whenever the server closes one."""
+
+    def __init__(self, port, sources, count, reconnect):
+        import threading
+        self.port, self.sources, self.count, self.reconnect = port, sources, count, reconnect
+        self.socks = []
+        self.opened = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def open_one(self, source):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=2,
+                                         source_address=(source, 0))
+            s.setblocking(False)
+            self.socks.append((source, s))
+            self.opened += 1
+        except OSError:
+            pass
+
+    def run(self):
+        import select
+        for source in self.sources:
+            for _ in range(self.count):
+                self.open_one(source)
+        while not self.stopping.is_set():
+            if not self.reconnect or not self.socks:
+                self.stopping.wait(0.05)
+                continue
+            readable, _, _ = select.select([s for _, s in self.socks], [], [], 0.05)
+            for s in readable:
+                try:
+                    closed = s.recv(1) == b""
+                except OSError:
+                    closed = True
+                if closed:
+                    source = next(src for src, sock in self.socks if sock is s)
+                    self.socks = [(src, sock) for src, sock in self.socks if sock is not s]
+                    s.close()
+                    self.open_one(source)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(10)
+        for _, s in self.socks:
+            s.close()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # Swaps symlinks to `victim` in for PATH and PATH.reload as fast as it can,
 # until `stop` exists.
 SYMLINK_SWAPPER = textwrap.dedent("""
@@ -135,6 +209,78 @@ class HostileLocalUser(CorraldTestCase):
         self.assertEqual(d.stop(), 0)
         with open(path) as f:
             self.assertEqual(f.read(), "someone else's\n")
+
+
+class HostileClients(CorraldTestCase):
+    def metrics_corrald(self, **kwargs):
+        port = free_port()
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\n" + vsz(),
+                         corral_extra=f"metrics_listener = 127.0.0.1:{port}", **kwargs)
+        return d, port
+
+    def test_row04_scrapes_get_through_while_another_host_hoards_connections(self):
+        d, port = self.metrics_corrald()
+        d.start()
+        wait_until(lambda: scrape(port), 10, "a first scrape")
+        with IdleFlood(port, ["127.0.0.2"], 64, reconnect=True) as flood:
+            wait_until(lambda: flood.opened >= 64, 20, "64 idle connections")
+            answered = sum(scrape(port) for _ in range(40))
+        self.assertEqual(answered, 40)
+
+    def test_row04_idle_connections_from_the_scraper_host_make_room(self):
+        d, port = self.metrics_corrald()
+        d.start()
+        wait_until(lambda: scrape(port), 10, "a first scrape")
+        with IdleFlood(port, ["127.0.0.1"], 64, reconnect=False) as flood:
+            wait_until(lambda: flood.opened >= 64, 20, "64 idle connections")
+            started = time.monotonic()
+            wait_until(lambda: scrape(port), 10, "a scrape past the idle connections")
+            # Before the 5 s request timeout that let idle clients hold
+            # every slot.
+            took = time.monotonic() - started
+            answered = sum(scrape(port) for _ in range(40))
+        self.assertLess(took, 4, f"the first scrape took {took:.1f} s")
+        self.assertEqual(answered, 40, f"{40 - answered} of 40 scrapes failed")
+
+
+@unittest.skipUnless(AS_ROOT, "needs a second user, to run corrald below a hard RLIMIT_NOFILE")
+class OutOfDescriptors(CorraldTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.user = ensure_test_user()
+
+    def test_row05_emfile_on_accept_backs_off_and_logs_once(self):
+        probe = self.corrald("")
+        os.chmod(probe.dir, 0o755)
+        base = os.path.join(probe.dir, "run")
+        os.makedirs(base)
+        os.chown(base, self.user.pw_uid, self.user.pw_gid)
+        port = free_port()
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\n" + vsz(),
+                         corral_extra=f"base_dir = {base}\nmetrics_listener = 127.0.0.1:{port}")
+        for root, dirs, files in os.walk(d.dir):
+            os.chmod(root, 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
+        d.prefix = as_user(self.user, ["prlimit", "--nofile=48:48"])
+        d.start()
+        wait_until(lambda: scrape(port), 10, "a first scrape")
+        sources = [f"127.0.0.{i}" for i in range(2, 12)]
+        with IdleFlood(port, sources, 8, reconnect=True):
+            d.wait_log(r"metrics_listener: accept\(\) failed: Too many open files", 20)
+            before = cpu_seconds(d.proc.pid)
+            lines_before = d.log().count("\n")
+            time.sleep(2)  # the window measured: corrald must stay idle in it
+            cpu = cpu_seconds(d.proc.pid) - before
+            lines = d.log().count("\n") - lines_before
+        self.assertLess(cpu, 0.5, f"corrald used {cpu:.2f} s of CPU in 2 s")
+        self.assertLess(lines, 20, f"{lines} log lines in 2 s")
+        self.assertEqual(d.log_count(r"accept\(\) failed"), 1)
+        wait_until(lambda: scrape(port), 10, "a scrape once the flood is gone")
+        self.assertRegex(d.log(), r"RLIMIT_NOFILE is 48, below the \d+ descriptors corrald "
+                                  r"itself may need")
 
 
 if __name__ == "__main__":
