@@ -81,6 +81,8 @@ static void add_service(JsonBuilder *builder, const corral_service *svc)
     add_bool(builder, "have_success", r.have_success);
     add_int(builder, "status_records", (int64_t)r.status_records);
     add_int(builder, "status_reads", (int64_t)r.status_reads);
+    add_int(builder, "listeners_recreated", (int64_t)r.listeners_recreated);
+    add_int(builder, "listeners_dead", r.listeners_dead);
     json_builder_end_object(builder);
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -40,6 +41,8 @@ struct corral_timer {
     corral_timer_fn *fn;
     void *data;
 };
+
+static void watch_listeners(struct corral_service *svc);
 
 #define svc_log(svc, level, fmt, ...) \
     corral_log(level, "service(%s): " fmt, (svc)->config->name, ##__VA_ARGS__)
@@ -446,7 +449,7 @@ static bool read_status_once(corral_service *svc)
                     (int)records[i].pid, records[i].generation);
             continue;
         }
-        apply_status(svc, record, records[i].available_count);
+        apply_status(svc, record, record->listeners_stale ? 0 : records[i].available_count);
     }
     return count == CORRAL_STATUS_READ_MAX_RECORDS;
 }
@@ -554,6 +557,7 @@ bool corral_service_start(corral_service *svc, GError **error)
 
     watch_status(svc);
     svc->monitoring = true;
+    watch_listeners(svc);
     POLICY_CALL(svc, start);
     return true;
 }
@@ -817,6 +821,27 @@ static void on_listener_readable(void *data)
         POLICY_CALL(svc, listener_readable);
 }
 
+static void on_listener_broken(void *data);
+
+/* Every listener of a started service is watched, listening or not, so
+ * that one a process shuts down is noticed at once. */
+static void watch_listener(corral_service *svc, corral_listener *listener)
+{
+    if (listener->watch != NULL)
+        return;
+    /* Switched on and off as often as every other status record under
+     * load: see toggle-watch.h. */
+    listener->watch = corral_toggle_watch_new(listener->fd, on_listener_readable, svc);
+    corral_toggle_watch_on_broken(listener->watch, on_listener_broken);
+    corral_toggle_watch_set(listener->watch, svc->state.listening);
+}
+
+static void watch_listeners(corral_service *svc)
+{
+    for (guint i = 0; i < svc->listeners->len; i++)
+        watch_listener(svc, g_ptr_array_index(svc->listeners, i));
+}
+
 void corral_service_listen(corral_service *svc, bool on)
 {
     if (on && (svc->state.throttled || svc->state.stopping)) {
@@ -828,13 +853,84 @@ void corral_service_listen(corral_service *svc, bool on)
     for (guint i = 0; i < svc->listeners->len; i++) {
         corral_listener *listener = g_ptr_array_index(svc->listeners, i);
 
-        /* Switched on and off as often as every other status record
-         * under load: see toggle-watch.h. */
         if (on && listener->watch == NULL)
-            listener->watch = corral_toggle_watch_new(listener->fd, on_listener_readable, svc);
+            watch_listener(svc, listener);
         if (listener->watch != NULL)
             corral_toggle_watch_set(listener->watch, on);
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* A listener that stopped accepting.                                   */
+
+static bool listener_is_broken(const corral_listener *listener)
+{
+    struct pollfd pfd = { .fd = listener->fd, .events = POLLRDHUP };
+
+    return poll(&pfd, 1, 0) > 0 &&
+           (pfd.revents & (POLLHUP | POLLERR | POLLNVAL | POLLRDHUP)) != 0;
+}
+
+/* The processes running now hold the dead socket: they take no new
+ * client (their records count as busy from now on) and are told, through
+ * a master-dead pipe of their own, to finish their clients and leave.
+ * The policy replaces them with processes that get the new socket. */
+static void retire_processes_for_new_listeners(corral_service *svc)
+{
+    GError *error = NULL;
+
+    close_fd(&svc->dead_pipe[0]);
+    close_fd(&svc->dead_pipe[1]);
+    if (!make_pipe(svc, svc->dead_pipe, "the master-dead pipe", &error)) {
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%s", error->message);
+        g_error_free(error);
+    }
+    g_free(svc->fd_map);
+    build_fd_map(svc);
+    for (GList *link = svc->processes.head; link != NULL; link = link->next) {
+        corral_process_record *record = link->data;
+
+        record->listeners_stale = true;
+        if (record->view.initialized && record->view.available_count > 0)
+            apply_status(svc, record, 0);
+    }
+}
+
+static void on_listener_broken(void *data)
+{
+    corral_service *svc = data;
+    bool replaced = false;
+
+    for (guint i = 0; i < svc->listeners->len; i++) {
+        corral_listener *old = g_ptr_array_index(svc->listeners, i);
+        corral_listener *fresh;
+        GError *error = NULL;
+
+        if (!listener_is_broken(old))
+            continue;
+        corral_toggle_watch_free(old->watch);
+        old->watch = NULL;
+        fresh = corral_listener_open(old->config, svc->config->listen_backlog, &error);
+        if (fresh == NULL) {
+            svc->listeners_dead++;
+            svc_log(svc, CORRAL_LEVEL_ERROR,
+                    "listener %s stopped accepting (shut down by a process?) and cannot be "
+                    "made anew: %s", old->label, error->message);
+            g_error_free(error);
+            continue;
+        }
+        svc_log(svc, CORRAL_LEVEL_ERROR,
+                "listener %s stopped accepting (shut down by a process?): made it anew; "
+                "the processes that hold the old one finish their clients and leave",
+                old->label);
+        svc->listeners_recreated++;
+        svc->listeners->pdata[i] = fresh;
+        corral_listener_free(old);
+        watch_listener(svc, fresh);
+        replaced = true;
+    }
+    if (replaced && svc->monitoring && !svc->state.stopping)
+        retire_processes_for_new_listeners(svc);
 }
 
 unsigned corral_service_queued_clients(const corral_service *svc)
@@ -965,6 +1061,7 @@ bool corral_service_start_by_operator(corral_service *svc, GError **error)
     svc->stopped_by_operator = false;
     watch_status(svc);
     svc->monitoring = true;
+    watch_listeners(svc);
     POLICY_CALL(svc, start);
     POLICY_CALL(svc, started);
     return true;

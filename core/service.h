@@ -70,6 +70,8 @@ struct corral_service {
     uint64_t status_records_total;       /* records read from the status pipe */
     uint64_t status_reads_total;         /* read()s that returned records */
     uint64_t throttled_until_usec;       /* host clock; meaningful while throttled */
+    uint64_t listeners_recreated;        /* listeners found dead and made anew */
+    unsigned listeners_dead;             /* dead ones that could not be made anew */
     unsigned throttle_msecs;             /* length of the current throttle */
     bool stopped_by_operator;            /* corralctl/doveadm service stop */
 };

@@ -12,8 +12,10 @@ import textwrap
 import time
 import unittest
 
-from harness import (CORRALCTL, ECHO_WORKER, FIXTURE_WORKER, SANITIZED, CorraldTestCase,
-                     echo_once, free_port, wait_until)
+from harness import (BUILD, CORRALCTL, ECHO_WORKER, SANITIZED, CorraldTestCase, echo_once,
+                     free_port, wait_until)
+
+HOSTILE_WORKER = os.path.join(BUILD, "tests", "fixtures", "hostile-worker")
 
 TEST_USER = "corral-test"
 AS_ROOT = os.geteuid() == 0
@@ -281,6 +283,53 @@ class OutOfDescriptors(CorraldTestCase):
         wait_until(lambda: scrape(port), 10, "a scrape once the flood is gone")
         self.assertRegex(d.log(), r"RLIMIT_NOFILE is 48, below the \d+ descriptors corrald "
                                   r"itself may need")
+
+
+def unix_echo(path, text=b"hi\n"):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(text)
+        return s.recv(64)
+
+
+class HostileWorkers(CorraldTestCase):
+    def shutdown_listener_attack(self, unix):
+        probe = self.corrald("")
+        marker = os.path.join(probe.dir, "shut-down")
+        port = free_port()
+        path = os.path.join(probe.dir, "ux.sock")
+        listener = f"unix_listener = {path}\n" if unix else f"inet_listener = 127.0.0.1:{port}\n"
+        d = self.corrald(f"[service victim]\nexecutable = {HOSTILE_WORKER} shutdown-listener "
+                         f"{marker}\n{listener}process_min_avail = 1\n" + vsz(),
+                         corral_extra=f"base_dir = {probe.dir}/run\n"
+                                      f"metrics_listener = 127.0.0.1:{free_port()}")
+        d.start()
+        wait_until(lambda: os.path.exists(marker), 10, "the worker's shutdown()")
+        label = path if unix else f"127.0.0.1:{port}"
+
+        def served():
+            try:
+                return (unix_echo(path) if unix else echo_once(port)) == b"hi\n"
+            except OSError:
+                return False
+        wait_until(served, 10, "the service to serve again")
+        before = cpu_seconds(d.proc.pid)
+        time.sleep(1)  # the window measured: corrald must not spin on the dead socket
+        self.assertLess(cpu_seconds(d.proc.pid) - before, 0.3)
+        self.assertEqual(d.log_count(r"service\(victim\): listener " + label.replace(".", r"\.")
+                                     + r" stopped accepting \(shut down by a process\?\): "
+                                     "made it anew"), 1)
+        status = ctl(d, "--json", "status")
+        self.assertIn('"listeners_recreated":1', status.stdout.replace(" ", ""))
+        metrics = ctl(d, "metrics").stdout
+        self.assertIn('corral_service_listeners_recreated_total{service="victim"} 1', metrics)
+
+    def test_row06_a_tcp_listener_shut_down_by_a_worker_is_made_anew(self):
+        self.shutdown_listener_attack(unix=False)
+
+    def test_row06_a_unix_listener_shut_down_by_a_worker_is_made_anew(self):
+        self.shutdown_listener_attack(unix=True)
 
 
 if __name__ == "__main__":
