@@ -496,25 +496,40 @@ static bool make_pipe(corral_service *svc, int fds[2], const char *what, GError 
 }
 
 /* The notify state is the file offset of an unlinked file that every
- * login process shares, so flipping it is one lseek(). */
+ * login process shares, so flipping it is one lseek().  The shared open
+ * file is read-only: lseek() needs no more, and a process that could
+ * write to it could fill base_dir's filesystem through a file nobody can
+ * see.  It is made with mkstemp() and opened again read-only by path,
+ * checked to be the same file, then unlinked. */
 static bool open_login_notify(corral_service *svc, GError **error)
 {
     const char *base_dir = corral_supervisor_config(svc->supervisor)->base_dir;
-    int fd = open(base_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    char *path = g_build_filename(base_dir, "login-master-notifyXXXXXX", NULL);
+    int writable = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
+    int fd = -1, saved_errno = errno;
 
-    if (fd < 0) {
-        char *path = g_build_filename(base_dir, "login-master-notifyXXXXXX", NULL);
-        fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            (void)unlink(path);
-        g_free(path);
+    if (writable >= 0) {
+        struct stat made, opened;
+
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        saved_errno = errno;
+        if (fd >= 0 && (fstat(writable, &made) < 0 || fstat(fd, &opened) < 0 ||
+                        made.st_dev != opened.st_dev || made.st_ino != opened.st_ino)) {
+            close(fd);
+            fd = -1;
+            saved_errno = EEXIST;
+        }
+        (void)unlink(path);
+        close(writable);
     }
     if (fd < 0) {
         g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
                     "service(%s): cannot create the login notify file in %s: %s",
-                    svc->config->name, base_dir, g_strerror(errno));
+                    svc->config->name, base_dir, g_strerror(saved_errno));
+        g_free(path);
         return false;
     }
+    g_free(path);
     svc->login_notify_fd = fd;
     return true;
 }

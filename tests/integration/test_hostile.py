@@ -325,6 +325,19 @@ class HostileWorkers(CorraldTestCase):
         metrics = ctl(d, "metrics").stdout
         self.assertIn('corral_service_listeners_recreated_total{service="victim"} 1', metrics)
 
+    def test_row09_a_login_worker_cannot_write_to_the_notify_file(self):
+        probe = self.corrald("")
+        out = os.path.join(probe.dir, "fd4.txt")
+        d = self.corrald(f"[service login]\ntype = login\nexecutable = {HOSTILE_WORKER} "
+                         f"write-login-notify {out}\ninet_listener = 127.0.0.1:{free_port()}\n"
+                         "process_min_avail = 1\n" + vsz(),
+                         corral_extra=f"base_dir = {probe.dir}/run")
+        d.start()
+        wait_until(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 10, "fd 4's outcome")
+        with open(out) as f:
+            outcome = f.read().strip()
+        self.assertEqual(outcome, "written=-1 errno=9", "fd 4 took the write")  # EBADF
+
     def test_row06_a_tcp_listener_shut_down_by_a_worker_is_made_anew(self):
         self.shutdown_listener_attack(unix=False)
 
