@@ -16,6 +16,7 @@
 #include "accounting.h"
 #include "corral-build.h"
 #include "listener.h"
+#include "log-limit.h"
 #include "log.h"
 #include "signals.h"
 #include "spawn.h"
@@ -411,11 +412,79 @@ static void apply_status(corral_service *svc, corral_process_record *record, uns
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
+static gboolean on_worker_fault_window_over(gpointer data)
+{
+    corral_service *svc = data;
+    uint64_t suppressed = corral_log_limit_take_suppressed(&svc->worker_fault_log);
+
+    svc->worker_fault_timer = 0;
+    if (suppressed > 0)
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%" G_GUINT64_FORMAT " more such messages "
+                "suppressed (invalid, impossible or partial status records)", suppressed);
+    return G_SOURCE_REMOVE;
+}
+
+/* Logs `text` about what a worker sent, within the service's budget for
+ * such lines (log-limit.h); what the budget holds back is counted in a
+ * line of its own once the window is over. */
+static void log_worker_fault(corral_service *svc, const char *text)
+{
+    uint64_t suppressed;
+
+    if (!corral_log_limit_allow(&svc->worker_fault_log, corral_supervisor_now_usec(),
+                                &suppressed)) {
+        if (svc->worker_fault_timer == 0)
+            svc->worker_fault_timer =
+                g_timeout_add(CORRAL_LOG_LIMIT_WINDOW_USEC / 1000, on_worker_fault_window_over,
+                              svc);
+        return;
+    }
+    if (suppressed > 0)
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%s (%" G_GUINT64_FORMAT " more such messages "
+                "suppressed)", text, suppressed);
+    else
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%s", text);
+}
+
+/* A record is taken for a process of this service and generation, with
+ * a count the process can have.  Who wrote it cannot be known: Dovecot's
+ * lib-master insists that fd 5 be a FIFO, and a pipe does not tell
+ * (docs/protocol.md, "Status records"). */
+static corral_process_record *valid_record_process(corral_service *svc,
+                                                   const corral_status_record *status)
+{
+    corral_process_record *record;
+    char *text;
+
+    record = corral_supervisor_find_process(svc->supervisor, status->pid);
+    if (record == NULL)
+        return NULL; /* already reaped, or never ours */
+    if (record->service != svc || record->generation != status->generation) {
+        svc->status_rejected_total++;
+        text = g_strdup_printf("Ignoring invalid update from child %d (UID=%u)",
+                               (int)status->pid, status->generation);
+        log_worker_fault(svc, text);
+        g_free(text);
+        return NULL;
+    }
+    if (status->available_count > svc->state.client_limit) {
+        svc->status_rejected_total++;
+        text = g_strdup_printf("Ignoring status update from child %d: available_count %u is "
+                               "above client_limit %u", (int)status->pid,
+                               status->available_count, svc->state.client_limit);
+        log_worker_fault(svc, text);
+        g_free(text);
+        return NULL;
+    }
+    return record;
+}
+
 /* Returns false once nothing more can be read now. */
 static bool read_status_once(corral_service *svc)
 {
     corral_status_record records[CORRAL_STATUS_READ_MAX_RECORDS];
     size_t count;
+    char *text;
 
     if (svc->status_pipe[0] < 0)
         return false;
@@ -431,7 +500,10 @@ static bool read_status_once(corral_service *svc)
         corral_service_stop(svc);
         return false;
     case CORRAL_STATUS_READ_PARTIAL:
-        svc_log(svc, CORRAL_LEVEL_ERROR, "service sent partial status update (%zu bytes)", count);
+        svc->status_rejected_total++;
+        text = g_strdup_printf("service sent partial status update (%zu bytes)", count);
+        log_worker_fault(svc, text);
+        g_free(text);
         return true;
     case CORRAL_STATUS_READ_RECORDS:
         break;
@@ -439,24 +511,21 @@ static bool read_status_once(corral_service *svc)
     svc->status_reads_total++;
     svc->status_records_total += count;
     for (size_t i = 0; i < count; i++) {
-        corral_process_record *record =
-            corral_supervisor_find_process(svc->supervisor, records[i].pid);
+        corral_process_record *record = valid_record_process(svc, &records[i]);
 
-        if (record == NULL)
-            continue; /* already reaped, or never ours */
-        if (record->service != svc || record->generation != records[i].generation) {
-            svc_log(svc, CORRAL_LEVEL_ERROR, "Ignoring invalid update from child %d (UID=%u)",
-                    (int)records[i].pid, records[i].generation);
-            continue;
-        }
-        apply_status(svc, record, record->listeners_stale ? 0 : records[i].available_count);
+        if (record != NULL)
+            apply_status(svc, record, record->listeners_stale ? 0 : records[i].available_count);
     }
     return count == CORRAL_STATUS_READ_MAX_RECORDS;
 }
 
+/* Bounded, so that writers who never stop cannot hold the loop: the
+ * watch reads the rest on its next turn. */
+#define STATUS_DRAIN_MAX_READS 256
+
 void corral_service_drain_status(corral_service *svc)
 {
-    while (read_status_once(svc))
+    for (int i = 0; i < STATUS_DRAIN_MAX_READS && read_status_once(svc); i++)
         ;
 }
 
@@ -628,6 +697,8 @@ void corral_service_free(corral_service *svc)
     if (svc == NULL)
         return;
     corral_service_stop(svc);
+    if (svc->worker_fault_timer != 0)
+        g_source_remove(svc->worker_fault_timer);
     if (svc->policy_state != NULL && svc->policy_module->policy->service_free != NULL)
         svc->policy_module->policy->service_free(svc->policy_state);
     corral_shadows_free(svc->shadows);

@@ -338,6 +338,58 @@ class HostileWorkers(CorraldTestCase):
             outcome = f.read().strip()
         self.assertEqual(outcome, "written=-1 errno=9", "fd 4 took the write")  # EBADF
 
+    def test_row07_forged_records_for_siblings_are_not_logged_without_bound(self):
+        """A worker that claims its siblings are busy: the records it gets
+        wrong are logged within a budget, not 18 MB of them."""
+        d = self.corrald(f"[service fx]\nexecutable = {HOSTILE_WORKER} forge-siblings\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\nprocess_min_avail = 3\n"
+                         "process_limit = 6\n" + vsz())
+        d.start()
+        d.wait_log(r"Ignoring invalid update from child", 10)
+        time.sleep(3)  # the window measured: the forger keeps writing in it
+        invalid = d.log_count(r"Ignoring invalid update from child")
+        self.assertLessEqual(invalid, 20, f"{invalid} lines about invalid updates in 3 s")
+        self.assertLessEqual(len(d.children()), 6)
+
+    def test_row08_a_partial_record_flood_is_logged_within_a_budget(self):
+        d = self.corrald(f"[service fx]\nexecutable = {HOSTILE_WORKER} partial-flood 3\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\nprocess_min_avail = 1\n"
+                         + vsz())
+        d.start()
+        d.wait_log(r"service sent partial status update", 10)
+        time.sleep(3)  # the flood lasts 3 s
+        partial = d.log_count(r"service sent partial status update")
+        self.assertLessEqual(partial, 20, f"{partial} lines about partial records in 3 s")
+        d.wait_log(r"\d+ more such messages suppressed", 10)
+
+    def test_row08_a_stderr_flood_is_cut_marked_escaped_and_budgeted(self):
+        d = self.corrald(f"[service fx]\nexecutable = {HOSTILE_WORKER} stderr-flood 3\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\nprocess_min_avail = 1\n"
+                         + vsz())
+        d.start()
+        d.wait_log(r"flood line", 10)
+        time.sleep(4)  # the flood lasts 3 s
+        log = d.log()
+        size = os.path.getsize(d.log_path)
+        self.assertLess(size, 2 << 20, f"{size} bytes of log for a 3 s stderr flood")
+        self.assertRegex(log, r"fx: L{100,}\S* \[line cut\]")
+        self.assertNotIn("\033", log)
+        self.assertNotIn("\007", log)
+        self.assertIn(r"evil \x1b[2J\x1b[31mred\x07 bell", log)
+        self.assertRegex(log, r"lines \(\d+ bytes\) of worker output suppressed")
+
+    def test_row13_an_impossible_available_count_is_refused(self):
+        d = self.corrald(f"[service fx]\nexecutable = {HOSTILE_WORKER} huge-count\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\nprocess_min_avail = 1\n"
+                         "client_limit = 4\n" + vsz())
+        d.start()
+        d.wait_children(1)
+        wait_until(lambda: "4294967295" in ctl(d, "--json", "processes").stdout
+                   or d.log_count("above client_limit") > 0, 10, "the record to be judged")
+        self.assertNotIn("4294967295", ctl(d, "--json", "processes").stdout)
+        self.assertRegex(d.log(), r"service\(fx\): Ignoring status update from child \d+: "
+                                  r"available_count 4294967295 is above client_limit 4")
+
     def test_row06_a_tcp_listener_shut_down_by_a_worker_is_made_anew(self):
         self.shutdown_listener_attack(unix=False)
 
