@@ -28,6 +28,10 @@
 #define ACCEPT_BACKOFF_MSECS 1000
 #define LISTEN_BACKLOG 16
 #define READ_CHUNK 4096
+/* Answers a client has not read: past the first, its requests are not read
+ * either until they are; past the second, it is disconnected. */
+#define OUTPUT_PAUSE_BYTES (256 * 1024)
+#define OUTPUT_MAX_BYTES (8 * 1024 * 1024)
 
 struct corral_stream_server {
     const corral_stream_protocol *protocol;
@@ -59,6 +63,8 @@ struct corral_stream_client {
     guint write_watch;
     guint timeout;
     bool finishing;               /* close once the output is written */
+    bool paused;                  /* not read while its answers pile up */
+    bool overflowed;              /* answers past OUTPUT_MAX_BYTES: close */
     bool held;
     void *state;
     GDestroyNotify state_free;
@@ -123,11 +129,16 @@ static void restart_timeout(corral_stream_client *client)
 }
 
 static gboolean on_writable(int fd, GIOCondition condition, gpointer data);
+static gboolean on_readable(int fd, GIOCondition condition, gpointer data);
 
 /* Writes what it can without blocking.  Returns false when the client is
  * gone (freed). */
 static bool flush(corral_stream_client *client)
 {
+    if (client->overflowed) {
+        client_free(client);
+        return false;
+    }
     while (client->output->len > 0) {
         ssize_t written = send(client->fd, client->output->str, client->output->len,
                                MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -152,6 +163,10 @@ static bool flush(corral_stream_client *client)
     if (client->write_watch != 0) {
         g_source_remove(client->write_watch);
         client->write_watch = 0;
+    }
+    if (client->paused && !client->finishing) {
+        client->paused = false;
+        client->read_watch = g_unix_fd_add(client->fd, G_IO_IN, on_readable, client);
     }
     if (client->finishing && !client->held) {
         client_free(client);
@@ -241,7 +256,15 @@ static gboolean on_readable(int fd, GIOCondition condition, gpointer data)
         (void)flush(client);
         return G_SOURCE_REMOVE;
     }
-    return flush(client) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+    if (!flush(client))
+        return G_SOURCE_REMOVE;
+    if (client->output->len >= OUTPUT_PAUSE_BYTES) {
+        /* flush() reads on once the client has taken its answers. */
+        client->paused = true;
+        client->read_watch = 0;
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
 }
 
 char *corral_stream_describe_peer(int fd)
@@ -503,6 +526,15 @@ void corral_stream_server_free(corral_stream_server *server)
 
 void corral_stream_client_write(corral_stream_client *client, const char *data, size_t len)
 {
+    if (client->overflowed)
+        return;
+    if (client->output->len + len > OUTPUT_MAX_BYTES) {
+        log_warning("%s: %s: does not read its answers (%zu bytes waiting), disconnecting",
+                    client->server->protocol->name, client->peer, client->output->len);
+        client->overflowed = true;
+        g_string_truncate(client->output, 0);
+        return;
+    }
     g_string_append_len(client->output, data, (gssize)len);
     restart_timeout(client);
 }

@@ -118,6 +118,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 # Swaps symlinks to `victim` in for PATH and PATH.reload as fast as it can,
 # until `stop` exists.
 SYMLINK_SWAPPER = textwrap.dedent("""
@@ -220,6 +228,32 @@ class HostileClients(CorraldTestCase):
                          f"inet_listener = 127.0.0.1:{free_port()}\n" + vsz(),
                          corral_extra=f"metrics_listener = 127.0.0.1:{port}", **kwargs)
         return d, port
+
+    def test_row12_a_doveadm_client_that_never_reads_cannot_grow_corrald(self):
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\nprocess_min_avail = 4\n"
+                         + vsz())
+        d.start()
+        d.wait_children(4)
+        master = os.path.join(d.dir, "run", "master")
+        before = rss_bytes(d.proc.pid)
+        requests = b"PROCESS-STATUS\n" * 256
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(master)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"VERSION\tmaster-client\t1\t0\n")
+            s.setblocking(False)
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:  # never reads an answer
+                try:
+                    s.send(requests)
+                except BlockingIOError:
+                    time.sleep(0.001)
+                except OSError:
+                    break
+            grown = rss_bytes(d.proc.pid) - before
+        self.assertLess(grown, 24 << 20, f"corrald grew by {grown >> 20} MiB")
+        self.assertTrue(ctl(d, "status").returncode == 0)
 
     def test_row04_scrapes_get_through_while_another_host_hoards_connections(self):
         d, port = self.metrics_corrald()
