@@ -424,6 +424,21 @@ class HostileWorkers(CorraldTestCase):
         self.assertRegex(d.log(), r"service\(fx\): Ignoring status update from child \d+: "
                                   r"available_count 4294967295 is above client_limit 4")
 
+    def test_row13_a_worker_that_survives_shutdown_is_named(self):
+        port = free_port()
+        d = self.corrald(f"[service fx]\nexecutable = {HOSTILE_WORKER} survive-shutdown\n"
+                         f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 1\n" + vsz())
+        d.start()
+        (pid,) = d.wait_children(1)
+        wait_until(lambda: '"initialized" : true' in ctl(d, "--json", "processes").stdout, 10,
+                   "the first status")
+        self.assertEqual(d.stop(30), 0)
+        self.assertTrue(os.path.exists(f"/proc/{pid}"))
+        self.assertRegex(d.log(), rf"Warning: service\(fx\): process {pid} is still running "
+                                  rf"after shutdown .* still holds listener 127\.0\.0\.1:{port}: "
+                                  rf"the address stays bound until it exits \(kill {pid}\)")
+        os.kill(pid, signal.SIGKILL)
+
     def test_row06_a_tcp_listener_shut_down_by_a_worker_is_made_anew(self):
         self.shutdown_listener_attack(unix=False)
 
