@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 
+#include "dir-trust.h"
 #include "log.h"
 #include "service.h"
 #include "signals.h"
@@ -36,6 +37,15 @@ corral_generation *corral_generation_build(struct corral_supervisor *supervisor,
                     "%s: [corral] base_dir: cannot create %s: %s", config->main_file,
                     config->base_dir, g_strerror(errno));
         goto fail;
+    }
+    {
+        GError *local = NULL;
+        if (!corral_dir_is_trusted(config->base_dir, &local)) {
+            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                        "%s: [corral] base_dir: %s", config->main_file, local->message);
+            g_error_free(local);
+            goto fail;
+        }
     }
     for (guint i = 0; i < config->services->len; i++) {
         const corral_service_config *sc = g_ptr_array_index(config->services, i);

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dir-trust.h"
 #include "socket-activation.h"
 
 static bool fill_inet_address(const corral_listener_config *config,
@@ -159,14 +160,23 @@ static int open_unix_staged(const corral_listener_config *config, int backlog,
     struct stat st;
     mode_t old_umask;
     int fd = -1, stage_fd = -1, saved_errno;
+    GError *local = NULL;
     bool bound;
 
-    g_free(folder);
     if (strlen(config->path) >= sizeof(addr.sun_path)) {
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                     "listener %s: path too long for a unix socket", config->path);
+        g_free(folder);
         goto out;
     }
+    if (!corral_dir_is_trusted(folder, &local)) {
+        g_set_error(error, local->domain, local->code, "listener %s: %s", config->path,
+                    local->message);
+        g_error_free(local);
+        g_free(folder);
+        goto out;
+    }
+    g_free(folder);
     if (!lookup_owner(config, config->path, &uid, &gid, error))
         goto out;
     if (g_mkdtemp_full(stage, 0700) == NULL) {

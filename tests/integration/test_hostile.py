@@ -192,6 +192,88 @@ class HostileLocalUser(CorraldTestCase):
         self.assertEqual(os.stat(victim).st_mode & 0o777, 0o600)
         self.assertIsNone(d.proc.poll())
 
+    def sticky_public_dir(self, probe):
+        """A folder like /tmp: everyone may create entries, only their
+        owner may replace them."""
+        os.chmod(probe.dir, 0o755)
+        public = os.path.join(probe.dir, "public")
+        os.makedirs(public)
+        os.chmod(public, 0o1777)
+        return public
+
+    def expect_refusal(self, d):
+        """Starts corrald and expects it to refuse its configuration."""
+        try:
+            return d.run_to_exit()
+        except subprocess.TimeoutExpired:
+            self.fail(f"corrald accepted the configuration and ran\n--- log ---\n{d.log()}")
+
+    def run_as_attacker(self, code, *args):
+        subprocess.run(as_user(self.user, [sys.executable, "-c", code, *args]), check=True)
+
+    def test_row02_a_base_dir_made_by_another_user_is_refused(self):
+        probe = self.corrald("")
+        public = self.sticky_public_dir(probe)
+        base = os.path.join(public, "corral")
+        self.run_as_attacker("import os, sys; os.mkdir(sys.argv[1], 0o755)", base)
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\n" + vsz(),
+                         corral_extra=f"base_dir = {base}")
+        code, log = self.expect_refusal(d)
+        self.assertEqual(code, 1, log)
+        self.assertIn(f"[corral] base_dir: {base} belongs to uid {self.user.pw_uid}, not to "
+                      "root or to corrald's uid 0", log)
+        self.assertFalse(os.path.exists(os.path.join(base, "corral.sock")))
+
+    def test_row02_a_listener_folder_writable_by_others_is_refused(self):
+        probe = self.corrald("")
+        os.chmod(probe.dir, 0o755)
+        shared = os.path.join(probe.dir, "shared")
+        os.makedirs(shared)
+        os.chmod(shared, 0o777)  # no sticky bit: anyone may replace the socket
+        path = os.path.join(shared, "ux.sock")
+        d = self.corrald(f"[service ux]\nexecutable = {ECHO_WORKER}\nunix_listener = {path}\n"
+                         + vsz(), corral_extra=f"base_dir = {probe.dir}/run")
+        code, log = self.expect_refusal(d)
+        self.assertEqual(code, 1, log)
+        self.assertIn(f"listener {path}: {shared} is writable by everyone (mode 0777) without "
+                      "the sticky bit", log)
+
+    def test_row03_log_path_never_follows_a_symlink(self):
+        probe = self.corrald("")
+        public = self.sticky_public_dir(probe)
+        victim = os.path.join(probe.dir, "victim")
+        with open(victim, "w") as f:
+            f.write("root's\n")
+        log_path = os.path.join(public, "corral.log")
+        self.run_as_attacker("import os, sys; os.symlink(sys.argv[1], sys.argv[2])", victim,
+                             log_path)
+        d = self.corrald("", corral_extra=f"log_path = {log_path}\n"
+                                          f"base_dir = {probe.dir}/run")
+        try:
+            code, log = d.run_to_exit()
+        except subprocess.TimeoutExpired:
+            code, log = None, d.log()
+        with open(victim) as f:
+            self.assertEqual(f.read(), "root's\n", "corrald logged into the symlink's target")
+        self.assertEqual(code, 1, log)
+        # In a sticky folder the kernel refuses O_CREAT on another user's
+        # symlink itself (EACCES); elsewhere O_NOFOLLOW does (ELOOP).
+        self.assertRegex(log, r"cannot open the log file \S+: (Permission denied|.*it is a "
+                              r"symlink; corrald does not follow one)")
+
+    def test_row03_log_path_made_first_by_another_user_is_refused(self):
+        probe = self.corrald("")
+        public = self.sticky_public_dir(probe)
+        log_path = os.path.join(public, "corral.log")
+        self.run_as_attacker("import sys; open(sys.argv[1], 'w').close()", log_path)
+        d = self.corrald("", corral_extra=f"log_path = {log_path}\n"
+                                          f"base_dir = {probe.dir}/run")
+        code, log = self.expect_refusal(d)
+        self.assertEqual(code, 1, log)
+        self.assertIn(f"refusing the log file {log_path}: it belongs to another user", log)
+        self.assertEqual(os.path.getsize(log_path), 0)
+
     def test_row10_an_existing_file_at_a_listener_path_is_not_replaced(self):
         probe = self.corrald("")
         main_conf = os.path.join(probe.dir, "precious.conf")
