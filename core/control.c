@@ -282,11 +282,12 @@ static void answer_flag(corral_stream_client *client, const char *name)
 
 static void command_reload(corral_control *control, corral_stream_client *client, char **args)
 {
+    bool force = args[0] != NULL && strcmp(args[0], "force") == 0;
     GError *error = NULL;
 
-    (void)args;
-    log_info("control: reload requested by %s", corral_stream_client_peer(client));
-    if (!corral_supervisor_reload(control->supervisor, &error)) {
+    log_info("control: %sreload requested by %s", force ? "forced " : "",
+             corral_stream_client_peer(client));
+    if (!corral_supervisor_reload(control->supervisor, force, &error)) {
         answer_error(client, CORRAL_CONTROL_ERROR_FAILED, "%s", error->message);
         g_error_free(error);
         return;

@@ -42,6 +42,7 @@ enum {
 #define SLOW_ANSWER_TIMEOUT_MSECS 60000
 
 static gboolean opt_json;
+static gboolean opt_force;
 
 /* ------------------------------------------------------------------ */
 /* Talking to corrald.                                                  */
@@ -412,6 +413,8 @@ static char *build_request(int argc, char **argv, const char **shown, int *timeo
 
     *timeout_msecs = ANSWER_TIMEOUT_MSECS;
     *shown = command;
+    if (opt_force && strcmp(command, "reload") != 0)
+        usage_error("%s", "--force goes with reload only");
     if (strcmp(command, "status") == 0 || strcmp(command, "processes") == 0 ||
         strcmp(command, "journal") == 0) {
         g_string_append(request, command);
@@ -420,6 +423,8 @@ static char *build_request(int argc, char **argv, const char **shown, int *timeo
         if (argc > 2)
             usage_error("'%s' takes no arguments", command);
         g_string_append(request, command);
+        if (opt_force)
+            g_string_append(request, "\tforce");
         if (strcmp(command, "metrics") != 0)
             *timeout_msecs = SLOW_ANSWER_TIMEOUT_MSECS;
     } else if (strcmp(command, "service") == 0) {
@@ -488,6 +493,9 @@ int main(int argc, char **argv)
         { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
           "corrald's main configuration file (default " CORRAL_DEFAULT_CONFIG ")", "FILE" },
         { "json", 'j', 0, G_OPTION_ARG_NONE, &opt_json, "Print the answer as JSON", NULL },
+        { "force", 0, 0, G_OPTION_ARG_NONE, &opt_force,
+          "reload: apply a configuration that drops every service or every listener of a "
+          "running service", NULL },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &show_version, "Print the version and exit", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
@@ -507,7 +515,8 @@ int main(int argc, char **argv)
         "  processes [SERVICE...]      every process: pid, clients, idle time, age\n"
         "  journal [SERVICE...]        what shadow policies would have done\n"
         "  metrics                     the Prometheus text exposition\n"
-        "  reload                      reload the configuration\n"
+        "  reload [--force]            reload the configuration (--force: even one that\n"
+        "                              drops every service or a running service's listeners)\n"
         "  stop                        shut corrald down and wait until it has exited\n"
         "  service stop NAME...        stop a service: close its listeners, let its\n"
         "                              processes finish\n"

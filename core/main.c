@@ -79,7 +79,7 @@ static bool operator_sockets_open(operator_sockets *sockets, corral_supervisor *
 
 int main(int argc, char **argv)
 {
-    gboolean foreground = FALSE, show_version = FALSE, debug = FALSE;
+    gboolean foreground = FALSE, show_version = FALSE, debug = FALSE, test_only = FALSE;
     char *config_path = NULL;
     GOptionEntry entries[] = {
         { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -87,6 +87,8 @@ int main(int argc, char **argv)
         { "foreground", 'F', 0, G_OPTION_ARG_NONE, &foreground,
           "Stay in the foreground instead of detaching", NULL },
         { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL },
+        { "test", 't', 0, G_OPTION_ARG_NONE, &test_only,
+          "Read and check the configuration, then exit (0 when it is good)", NULL },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &show_version, "Print the version and exit", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
@@ -127,6 +129,12 @@ int main(int argc, char **argv)
     g_free(config_path);
     if (config == NULL)
         goto fatal;
+    if (test_only) {
+        printf("%s: configuration OK, %u service%s\n", config->main_file, config->services->len,
+               config->services->len == 1 ? "" : "s");
+        corral_config_free(config);
+        return 0;
+    }
     if (config->log_path != NULL && !corral_log_open_file(config->log_path, &error)) {
         g_prefix_error(&error, "%s: [corral] log_path: ", config->main_file);
         corral_config_free(config);

@@ -209,7 +209,40 @@ static gboolean on_reload_kill_timer(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
+/* What an empty or truncated configuration file would do to the running
+ * services; see corral_supervisor_reload(). */
+static bool reload_is_plausible(const corral_generation *old, const corral_config *config,
+                                GError **error)
+{
+    if (config->services->len == 0 && old->services->len > 0) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "%s: the new configuration defines no service, and %u %s running: an "
+                    "empty or half-written file? (corralctl reload --force applies it)",
+                    config->main_file, old->services->len,
+                    old->services->len == 1 ? "is" : "are");
+        return false;
+    }
+    for (guint i = 0; i < old->services->len; i++) {
+        const corral_service *svc = g_ptr_array_index(old->services, i);
+
+        if (svc->stopped_by_operator || svc->config->listeners->len == 0)
+            continue;
+        for (guint j = 0; j < config->services->len; j++) {
+            const corral_service_config *sc = g_ptr_array_index(config->services, j);
+
+            if (strcmp(sc->name, svc->config->name) == 0 && sc->listeners->len == 0) {
+                g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                            "%s: [service %s] would lose all %u of its listeners: a "
+                            "half-written file? (corralctl reload --force applies it)",
+                            sc->file, sc->name, svc->config->listeners->len);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+bool corral_supervisor_reload(corral_supervisor *supervisor, bool force, GError **error)
 {
     corral_generation *old = supervisor->current;
     corral_generation *fresh;
@@ -223,6 +256,10 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     }
     corral_notify_reloading();
     config = corral_config_load(old->config->main_file, &local);
+    if (config != NULL && !force && !reload_is_plausible(old, config, &local)) {
+        corral_config_free(config);
+        config = NULL;
+    }
     if (config != NULL) {
         supervisor->predecessor = old;
         supervisor->building_config = config;
@@ -336,7 +373,7 @@ static void on_signal(const struct signalfd_siginfo *info, void *data)
         break;
     case SIGHUP:
         log_warning("SIGHUP received - reloading configuration");
-        (void)corral_supervisor_reload(supervisor, NULL);
+        (void)corral_supervisor_reload(supervisor, false, NULL);
         break;
     case SIGUSR1:
         corral_log_reopen();

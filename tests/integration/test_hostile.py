@@ -528,5 +528,43 @@ class HostileWorkers(CorraldTestCase):
         self.shutdown_listener_attack(unix=True)
 
 
+class ReloadSafety(CorraldTestCase):
+    def test_row11_an_empty_configuration_is_not_applied_without_force(self):
+        port = free_port()
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 1\n" + vsz())
+        d.start()
+        d.wait_children(1)
+        check = subprocess.run([os.path.join(BUILD, "core", "corrald"), "-t", "-c", d.conf],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual((check.returncode, check.stdout),
+                         (0, f"{d.conf}: configuration OK, 1 service\n"))
+        # Half-written: the main file truncated, the service file emptied.
+        open(d.conf, "w").close()
+        open(os.path.join(d.dir, "conf.d", "50-test.conf"), "w").close()
+        out = ctl(d, "reload")
+        self.assertNotEqual(out.returncode, 0, out.stdout)
+        self.assertIn("the new configuration defines no service, and 1 is running", out.stderr)
+        os.kill(d.proc.pid, signal.SIGHUP)
+        d.wait_log(r"Config reload failed: .*defines no service", 10, count=2)
+        self.assertEqual(echo_once(port, b"still\n"), b"still\n")
+        out = ctl(d, "reload", "--force")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        d.wait_log(r"Configuration reloaded: 0 services", 10)
+
+    def test_row11_a_service_that_would_lose_every_listener_is_kept(self):
+        port = free_port()
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 1\n" + vsz())
+        d.start()
+        d.wait_children(1)
+        with open(os.path.join(d.dir, "conf.d", "50-test.conf"), "w") as f:
+            f.write(f"[service echo]\nexecutable = {ECHO_WORKER}\nallow_root = yes\n" + vsz())
+        out = ctl(d, "reload")
+        self.assertNotEqual(out.returncode, 0, out.stdout)
+        self.assertIn("[service echo] would lose all 1 of its listeners", out.stderr)
+        self.assertEqual(echo_once(port, b"still\n"), b"still\n")
+
+
 if __name__ == "__main__":
     unittest.main()
