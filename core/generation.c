@@ -33,16 +33,19 @@ corral_generation *corral_generation_build(struct corral_supervisor *supervisor,
                                                   predecessor != NULL ? predecessor->loader
                                                                       : NULL);
     if (g_mkdir_with_parents(config->base_dir, 0755) < 0) {
+        char *where = corral_config_where(config, "base_dir");
         g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
-                    "%s: [corral] base_dir: cannot create %s: %s", config->main_file,
-                    config->base_dir, g_strerror(errno));
+                    "%s: cannot create %s: %s", where, config->base_dir, g_strerror(errno));
+        g_free(where);
         goto fail;
     }
     {
         GError *local = NULL;
         if (!corral_dir_is_trusted(config->base_dir, &local)) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [corral] base_dir: %s", config->main_file, local->message);
+            char *where = corral_config_where(config, "base_dir");
+            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE, "%s: %s", where,
+                        local->message);
+            g_free(where);
             g_error_free(local);
             goto fail;
         }

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,6 +71,26 @@ static void close_fd(int *fd)
 /* ------------------------------------------------------------------ */
 /* Preparing what every spawn needs.                                    */
 
+/* "FILE:LINE: [service NAME] KEY: problem", for a value found bad only
+ * now that it is used. */
+static void key_error(GError **error, const corral_service_config *config, const char *key,
+                      const char *format, ...) G_GNUC_PRINTF(4, 5);
+
+static void key_error(GError **error, const corral_service_config *config, const char *key,
+                      const char *format, ...)
+{
+    char *where = corral_service_config_where(config, key);
+    char *problem;
+    va_list args;
+
+    va_start(args, format);
+    problem = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE, "%s: %s", where, problem);
+    g_free(problem);
+    g_free(where);
+}
+
 /* Dovecot escapes listener names in SOCKET<n>_SETTINGS this way. */
 static char *tab_escape(const char *text)
 {
@@ -113,9 +134,22 @@ static bool prepare_command(corral_service *svc, GError **error)
     g_ptr_array_add(argv, NULL);
     svc->argv = (char **)g_ptr_array_free(argv, FALSE);
     if (svc->argv[0] == NULL) {
-        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                    "%s: [service %s] executable: empty", config->file, config->name);
+        key_error(error, config, "executable", "empty");
         return false;
+    }
+    /* A chroot that is not there would otherwise show as a missing
+     * executable inside it. */
+    if (config->chroot != NULL && geteuid() == 0) {
+        struct stat jail;
+
+        if (stat(config->chroot, &jail) < 0) {
+            key_error(error, config, "chroot", "%s: %s", config->chroot, g_strerror(errno));
+            return false;
+        }
+        if (!S_ISDIR(jail.st_mode)) {
+            key_error(error, config, "chroot", "%s is not a folder", config->chroot);
+            return false;
+        }
     }
     svc->exec_path = resolve_executable(svc->argv[0], corral_supervisor_config(svc->supervisor)->dir);
     /* A chrooted process finds its executable inside the chroot. */
@@ -123,11 +157,19 @@ static bool prepare_command(corral_service *svc, GError **error)
                   ? g_build_filename(config->chroot, svc->exec_path, NULL)
                   : g_strdup(svc->exec_path);
     if (access(checked, X_OK) < 0) {
-        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                    "%s: [service %s] executable: %s: %s", config->file, config->name,
-                    checked, g_strerror(errno));
+        key_error(error, config, "executable", "%s: %s", checked, g_strerror(errno));
         g_free(checked);
         return false;
+    }
+    /* access(X_OK) is true of a folder one may enter. */
+    {
+        struct stat st;
+        if (stat(checked, &st) == 0 && !S_ISREG(st.st_mode)) {
+            key_error(error, config, "executable", "%s is %s, not a program", checked,
+                      S_ISDIR(st.st_mode) ? "a folder" : "not a regular file");
+            g_free(checked);
+            return false;
+        }
     }
     g_free(checked);
     return true;
@@ -188,9 +230,7 @@ static bool prepare_credentials(corral_service *svc, GError **error)
     if (config->user != NULL) {
         struct passwd *pw = getpwnam(config->user);
         if (pw == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [service %s] user: unknown user '%s'", config->file, config->name,
-                        config->user);
+            key_error(error, config, "user", "unknown user '%s'", config->user);
             return false;
         }
         svc->uid = pw->pw_uid;
@@ -200,9 +240,7 @@ static bool prepare_credentials(corral_service *svc, GError **error)
     if (config->group != NULL) {
         struct group *gr = getgrnam(config->group);
         if (gr == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [service %s] group: unknown group '%s'", config->file,
-                        config->name, config->group);
+            key_error(error, config, "group", "unknown group '%s'", config->group);
             return false;
         }
         svc->gid = gr->gr_gid;
@@ -219,9 +257,7 @@ static bool prepare_credentials(corral_service *svc, GError **error)
                 continue;
             gr = getgrnam(trimmed);
             if (gr == NULL) {
-                g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                            "%s: [service %s] extra_groups: unknown group '%s'", config->file,
-                            config->name, trimmed);
+                key_error(error, config, "extra_groups", "unknown group '%s'", trimmed);
                 g_strfreev(names);
                 return false;
             }
@@ -253,8 +289,9 @@ static bool open_listeners(corral_service *svc, GError **error)
             corral_listener_open_successor(lc, config->listen_backlog, running, &local);
 
         if (listener == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
-                        "%s: [service %s] %s", config->file, config->name, local->message);
+            key_error(error, config,
+                      lc->kind == CORRAL_LISTENER_UNIX ? "unix_listener" : "inet_listener", "%s",
+                      local->message);
             g_error_free(local);
             return false;
         }

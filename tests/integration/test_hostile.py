@@ -4,6 +4,7 @@ corrald and checks that it fails.  Attacks that need another user run as a
 test user the test creates."""
 import os
 import pwd
+import re
 import signal
 import socket
 import subprocess
@@ -564,6 +565,75 @@ class ReloadSafety(CorraldTestCase):
         self.assertNotEqual(out.returncode, 0, out.stdout)
         self.assertIn("[service echo] would lose all 1 of its listeners", out.stderr)
         self.assertEqual(echo_once(port, b"still\n"), b"still\n")
+
+
+class LateConfigurationErrors(CorraldTestCase):
+    """Errors found only when the configuration is used still name the
+    file and line of the key."""
+
+    def refused(self, services, **kwargs):
+        d = self.corrald(services, **kwargs)
+        try:
+            code, log = d.run_to_exit()
+        except subprocess.TimeoutExpired:
+            self.fail(f"corrald accepted the configuration and ran\n--- log ---\n{d.log()}")
+        self.assertEqual(code, 1, log)
+        return d, log
+
+    def service_file(self, d):
+        return os.path.join(d.dir, "conf.d", "50-test.conf")
+
+    def test_row14_a_folder_as_executable_is_refused_at_its_line(self):
+        d, log = self.refused(f"[service dir]\nexecutable = /tmp\n"
+                              f"inet_listener = 127.0.0.1:{free_port()}\n")
+        self.assertRegex(log, re.escape(self.service_file(d)) +
+                         r":\d+: \[service dir\] executable: /tmp is a folder, not a program")
+
+    def test_row14_an_absurd_listen_backlog_is_refused_at_its_line(self):
+        d, log = self.refused(f"[service big]\nexecutable = {ECHO_WORKER}\n"
+                              f"inet_listener = 127.0.0.1:{free_port()}\n"
+                              "listen_backlog = 99999999999\n")
+        self.assertRegex(log, re.escape(self.service_file(d)) +
+                         r":\d+: \[service big\] listen_backlog: 99999999999 is above 65535")
+
+    @unittest.skipUnless(AS_ROOT, "chroot applies only as root")
+    def test_row14_a_missing_chroot_is_a_chroot_error(self):
+        d, log = self.refused(f"[service jail]\nexecutable = {ECHO_WORKER}\n"
+                              f"inet_listener = 127.0.0.1:{free_port()}\n"
+                              "chroot = /nonexistent\n")
+        self.assertRegex(log, re.escape(self.service_file(d)) +
+                         r":\d+: \[service jail\] chroot: /nonexistent: No such file")
+
+    @unittest.skipUnless(AS_ROOT, "user applies only as root")
+    def test_row14_an_unknown_user_and_group_carry_their_line(self):
+        d, log = self.refused(f"[service ghost]\nexecutable = {ECHO_WORKER}\n"
+                              "user = no-such-user-here\n")
+        self.assertRegex(log, re.escape(self.service_file(d)) +
+                         r":3: \[service ghost\] user: unknown user 'no-such-user-here'")
+        d, log = self.refused(f"[service ghost]\nexecutable = {ECHO_WORKER}\n"
+                              "group = no-such-group-here\n")
+        self.assertRegex(log, re.escape(self.service_file(d)) +
+                         r":\d+: \[service ghost\] group: unknown group 'no-such-group-here'")
+
+    def test_row14_a_listener_that_cannot_bind_carries_its_line(self):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            port = taken.getsockname()[1]
+            d, log = self.refused(f"[service busy]\nexecutable = {ECHO_WORKER}\n"
+                                  f"inet_listener = 127.0.0.1:{port}\n")
+        self.assertRegex(log, re.escape(self.service_file(d)) +
+                         rf":\d+: \[service busy\] inet_listener: listener 127\.0\.0\.1:{port}: "
+                         "Address already in use")
+
+    def test_row14_base_dir_and_log_path_errors_carry_their_line(self):
+        probe = self.corrald("")
+        blocker = os.path.join(probe.dir, "file")
+        open(blocker, "w").close()
+        d, log = self.refused("", corral_extra=f"base_dir = {blocker}/run")
+        self.assertRegex(log, re.escape(d.conf) + r":3: \[corral\] base_dir: ")
+        d, log = self.refused("", corral_extra=f"log_path = {blocker}/log")
+        self.assertRegex(log, re.escape(d.conf) + r":3: \[corral\] log_path: ")
 
 
 if __name__ == "__main__":
