@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dir-trust.h"
+#include "log.h"
 #include "socket-activation.h"
 
 static bool fill_inet_address(const corral_listener_config *config,
@@ -433,13 +434,25 @@ unsigned corral_listener_queued(const corral_listener *listener)
 
 unsigned corral_listener_drop(corral_listener *listener, unsigned max)
 {
+    static gint64 out_of_fds_logged_usec;
     unsigned dropped = 0;
 
     while (max == 0 || dropped < max) {
         int fd = accept4(listener->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
+            gint64 now = g_get_monotonic_time();
+
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
+            /* Without a descriptor nothing can be dropped: the clients stay
+             * queued, and this is said once a minute, not once a call. */
+            if ((errno == EMFILE || errno == ENFILE) &&
+                (out_of_fds_logged_usec == 0 ||
+                 now - out_of_fds_logged_usec >= 60 * G_USEC_PER_SEC)) {
+                out_of_fds_logged_usec = now;
+                log_error("listener %s: accept() to drop a queued client failed: %s "
+                          "(raise RLIMIT_NOFILE?)", listener->label, g_strerror(errno));
+            }
             break;
         }
         close(fd);

@@ -1024,6 +1024,10 @@ static void on_listener_broken(void *data)
     corral_service *svc = data;
     bool replaced = false;
 
+    /* A service on its way out keeps what it has until it is freed. */
+    if (!svc->monitoring || svc->state.stopping)
+        return;
+
     for (guint i = 0; i < svc->listeners->len; i++) {
         corral_listener *old = g_ptr_array_index(svc->listeners, i);
         corral_listener *fresh;
@@ -1052,7 +1056,7 @@ static void on_listener_broken(void *data)
         watch_listener(svc, fresh);
         replaced = true;
     }
-    if (replaced && svc->monitoring && !svc->state.stopping)
+    if (replaced)
         retire_processes_for_new_listeners(svc);
 }
 

@@ -415,9 +415,10 @@ static bool process_holds_socket(pid_t pid, int fd)
 }
 
 /* Processes still alive as corrald leaves are named.  One that gave its
- * listeners back on SIGQUIT is finishing its clients, as in Dovecot; one
- * that kept them keeps their addresses bound, and a new corrald cannot
- * bind them until it exits: that is a warning, with the pid to kill. */
+ * listeners back on SIGQUIT is finishing its clients, as in Dovecot (which
+ * says nothing of it: a debug line); one that kept them keeps their
+ * addresses bound, and a new corrald cannot bind them until it exits:
+ * that is a warning, with the pid to kill. */
 static void warn_about_survivors(corral_supervisor *supervisor)
 {
     GHashTableIter iter;
@@ -448,8 +449,8 @@ static void warn_about_survivors(corral_supervisor *supervisor)
                         "listener %s: the address stays bound until it exits (kill %d)",
                         svc->config->name, (int)pid, held->str, (int)pid);
         else
-            log_info("service(%s): process %d is still finishing its clients after shutdown",
-                     svc->config->name, (int)pid);
+            log_debug("service(%s): process %d is still finishing its clients after shutdown",
+                      svc->config->name, (int)pid);
         g_string_free(held, TRUE);
     }
 }
