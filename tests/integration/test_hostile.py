@@ -398,7 +398,8 @@ class OutOfDescriptors(CorraldTestCase):
         self.assertLess(lines, 20, f"{lines} log lines in 2 s")
         self.assertEqual(d.log_count(r"accept\(\) failed"), 1)
         wait_until(lambda: scrape(port), 10, "a scrape once the flood is gone")
-        self.assertRegex(d.log(), r"RLIMIT_NOFILE is 48, below the \d+ descriptors corrald "
+        # valgrind keeps some of the 48 for itself.
+        self.assertRegex(d.log(), r"RLIMIT_NOFILE is \d+, below the \d+ descriptors corrald "
                                   r"itself may need")
 
 
