@@ -537,10 +537,6 @@ class ReloadSafety(CorraldTestCase):
                          f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 1\n" + vsz())
         d.start()
         d.wait_children(1)
-        check = subprocess.run([os.path.join(BUILD, "core", "corrald"), "-t", "-c", d.conf],
-                               capture_output=True, text=True, timeout=30)
-        self.assertEqual((check.returncode, check.stdout),
-                         (0, f"{d.conf}: configuration OK, 1 service\n"))
         # Half-written: the main file truncated, the service file emptied.
         open(d.conf, "w").close()
         open(os.path.join(d.dir, "conf.d", "50-test.conf"), "w").close()
@@ -553,6 +549,22 @@ class ReloadSafety(CorraldTestCase):
         out = ctl(d, "reload", "--force")
         self.assertEqual(out.returncode, 0, out.stderr)
         d.wait_log(r"Configuration reloaded: 0 services", 10)
+
+    def test_row11_corrald_t_checks_a_configuration_before_it_is_used(self):
+        d = self.corrald(f"[service echo]\nexecutable = {ECHO_WORKER}\n"
+                         f"inet_listener = 127.0.0.1:{free_port()}\n" + vsz())
+        corrald = os.path.join(BUILD, "core", "corrald")
+        check = subprocess.run([corrald, "-t", "-c", d.conf], capture_output=True, text=True,
+                               timeout=30)
+        self.assertEqual((check.returncode, check.stdout),
+                         (0, f"{d.conf}: configuration OK, 1 service\n"))
+        with open(os.path.join(d.dir, "conf.d", "50-test.conf"), "a") as f:
+            f.write("process_limit = lots\n")
+        check = subprocess.run([corrald, "-t", "-c", d.conf], capture_output=True, text=True,
+                               timeout=30)
+        self.assertEqual(check.returncode, 1)
+        self.assertRegex(check.stderr, r"50-test\.conf:\d+: \[service echo\] process_limit: ")
+        self.assertFalse(os.path.exists(os.path.join(d.dir, "run")))
 
     def test_row11_a_service_that_would_lose_every_listener_is_kept(self):
         port = free_port()
