@@ -6,6 +6,11 @@
  * Dovecot's internal format ("\x01", a type byte, the decimal pid, a space,
  * the text) are logged at their own level with the pid; any other line is
  * logged raw at error level, as Dovecot's log process does.
+ *
+ * What a worker writes is hostile input: control characters are escaped
+ * (corral_child_log_escape), a line longer than 3 KiB is cut and marked
+ * "[line cut]", and a service's workers get at most 1,000 lines or
+ * 256 KiB logged a second, with a count of the rest logged after it.
  */
 #ifndef CORRAL_CHILD_LOG_H
 #define CORRAL_CHILD_LOG_H
@@ -26,6 +31,11 @@ typedef struct corral_child_log_line {
 /* Parses one line without its newline.  Never fails: anything that is not
  * a well-formed internal line comes back as a raw error line. */
 void corral_child_log_parse(const char *line, corral_child_log_line *parsed);
+
+/* `text` with control characters, backslashes and (in text that is not
+ * valid UTF-8) bytes above 0x7f written as "\xNN" ("\\" for a backslash);
+ * g_free() it. */
+char *corral_child_log_escape(const char *text);
 
 typedef struct corral_child_log corral_child_log;
 

@@ -40,6 +40,9 @@
 /* Far beyond what one machine runs; catches a slipped digit. */
 #define MAX_PROCESS_LIMIT 1000000u
 
+/* listen() takes an int, and Linux caps the queue at net.core.somaxconn
+ * (at most 65535 where it is a 16-bit field): more is a mistake. */
+#define MAX_LISTEN_BACKLOG 65535u
 #define CORRAL_GROUP "corral"
 #define SERVICE_GROUP_PREFIX "service"
 #define CONF_D "conf.d"
@@ -794,6 +797,11 @@ static bool apply_corral_group(corral_config *config, const config_file *file, G
             fail(error, CORRAL_CONFIG_ERROR_VALUE, file, CORRAL_GROUP, key, "%s", problem);
             g_free(problem);
             ok = false;
+        } else {
+            unsigned line = key_line(file, CORRAL_GROUP, key);
+            g_hash_table_replace(config->key_places, g_strdup(key),
+                                 line > 0 ? g_strdup_printf("%s:%u", file->path, line)
+                                          : g_strdup(file->path));
         }
         g_free(value);
     }
@@ -1047,6 +1055,13 @@ static bool parse_listen_backlog(service_draft *draft, const char *value, char *
 {
     if (!corral_parse_uint(value, G_MAXUINT64, &draft->listen_backlog, problem))
         return false;
+    if (draft->listen_backlog > MAX_LISTEN_BACKLOG) {
+        *problem = g_strdup_printf("%" G_GUINT64_FORMAT " is above %u, more than a listen "
+                                   "queue can hold (the kernel caps it at "
+                                   "net.core.somaxconn)", draft->listen_backlog,
+                                   MAX_LISTEN_BACKLOG);
+        return false;
+    }
     draft->have_listen_backlog = true;
     return true;
 }
@@ -1511,6 +1526,7 @@ corral_config *corral_config_load(const char *main_file, GError **error)
     config->main_file = g_canonicalize_filename(main_file, NULL);
     config->dir = g_path_get_dirname(config->main_file);
     config->services = g_ptr_array_new_with_free_func(service_config_free);
+    config->key_places = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 
     load.config = config;
     load.files = g_ptr_array_new_with_free_func(config_file_free);
@@ -1539,7 +1555,26 @@ void corral_config_free(corral_config *config)
     g_free(config->metrics_address);
     g_free(config->control_group);
     g_ptr_array_unref(config->services);
+    if (config->key_places != NULL)
+        g_hash_table_unref(config->key_places);
     g_free(config);
+}
+
+char *corral_config_where(const corral_config *config, const char *key)
+{
+    const char *place = g_hash_table_lookup(config->key_places, key);
+
+    return g_strdup_printf("%s: [corral] %s", place != NULL ? place : config->main_file, key);
+}
+
+char *corral_service_config_where(const corral_service_config *service, const char *key)
+{
+    unsigned line = GPOINTER_TO_UINT(g_hash_table_lookup(service->key_lines, key));
+
+    if (line > 0)
+        return g_strdup_printf("%s:%u: [service %s] %s", service->file, line, service->name,
+                               key);
+    return g_strdup_printf("%s: [service %s] %s", service->file, service->name, key);
 }
 
 const corral_service_config *corral_config_find_service(const corral_config *config,

@@ -104,6 +104,8 @@ typedef struct corral_config {
                                          * SIGKILL, this long after a reload;
                                          * default 6000 as in Dovecot */
     GPtrArray *services;     /* corral_service_config*, in order of appearance */
+    /* Each [corral] key that was set -> "FILE:LINE" of the setting in force. */
+    GHashTable *key_places;
 } corral_config;
 
 /* Reads `main_file` and then `conf.d/ *.conf` beside it in lexical order.
@@ -113,6 +115,13 @@ void corral_config_free(corral_config *config);
 
 const corral_service_config *corral_config_find_service(const corral_config *config,
                                                         const char *name);
+
+/* Where a key is set, for errors found after loading (a user that does not
+ * exist, an executable that is a folder, a listener that cannot bind):
+ * "FILE:LINE: [corral] KEY" and "FILE:LINE: [service NAME] KEY", without
+ * ":LINE" for a key left at its default.  g_free() the result. */
+char *corral_config_where(const corral_config *config, const char *key);
+char *corral_service_config_where(const corral_service_config *service, const char *key);
 
 /* The base_dir that corral_config_load() would settle on, from the
  * [corral] groups alone: for tools such as corralctl, which must find the

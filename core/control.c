@@ -89,6 +89,8 @@ static void add_service(JsonBuilder *builder, const corral_service *svc)
     add_bool(builder, "have_success", r.have_success);
     add_int(builder, "status_records", (int64_t)r.status_records);
     add_int(builder, "status_reads", (int64_t)r.status_reads);
+    add_int(builder, "listeners_recreated", (int64_t)r.listeners_recreated);
+    add_int(builder, "listeners_dead", r.listeners_dead);
     json_builder_end_object(builder);
 }
 
@@ -318,11 +320,12 @@ static void answer_flag(corral_stream_client *client, const char *name)
 
 static void command_reload(corral_control *control, corral_stream_client *client, char **args)
 {
+    bool force = args[0] != NULL && strcmp(args[0], "force") == 0;
     GError *error = NULL;
 
-    (void)args;
-    log_info("control: reload requested by %s", corral_stream_client_peer(client));
-    if (!corral_supervisor_reload(control->supervisor, &error)) {
+    log_info("control: %sreload requested by %s", force ? "forced " : "",
+             corral_stream_client_peer(client));
+    if (!corral_supervisor_reload(control->supervisor, force, &error)) {
         answer_error(client, CORRAL_CONTROL_ERROR_FAILED, "%s", error->message);
         g_error_free(error);
         return;

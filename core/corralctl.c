@@ -31,6 +31,7 @@ static gboolean opt_json, opt_no_headers;
 static char *opt_columns;
 static double opt_interval = 2.0;
 static int opt_iterations;
+static gboolean opt_force;
 
 /* ------------------------------------------------------------------ */
 /* Tables.                                                              */
@@ -153,6 +154,8 @@ static char *build_request(int argc, char **argv, const char **shown, int *timeo
 
     *timeout_msecs = CTL_ANSWER_TIMEOUT_MSECS;
     *shown = command;
+    if (opt_force && strcmp(command, "reload") != 0)
+        usage_error("%s", "--force goes with reload only");
     if (strcmp(command, "status") == 0 || strcmp(command, "processes") == 0 ||
         strcmp(command, "journal") == 0) {
         g_string_append(request, command);
@@ -161,6 +164,8 @@ static char *build_request(int argc, char **argv, const char **shown, int *timeo
         if (argc > 2)
             usage_error("'%s' takes no arguments", command);
         g_string_append(request, command);
+        if (opt_force)
+            g_string_append(request, "\tforce");
         if (strcmp(command, "metrics") != 0)
             *timeout_msecs = CTL_SLOW_ANSWER_TIMEOUT_MSECS;
     } else if (strcmp(command, "service") == 0) {
@@ -280,6 +285,9 @@ int main(int argc, char **argv)
           "top: seconds between frames (default 2)", "SECS" },
         { "iterations", 'n', 0, G_OPTION_ARG_INT, &opt_iterations,
           "top: print this many frames, one after another, and exit", "N" },
+        { "force", 0, 0, G_OPTION_ARG_NONE, &opt_force,
+          "reload: apply a configuration that drops every service or every listener of a "
+          "running service", NULL },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &show_version, "Print the version and exit", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
@@ -301,7 +309,8 @@ int main(int argc, char **argv)
         "  top [SERVICE…]              a live view of the services, with rates\n"
         "  journal [SERVICE…]          what shadow policies would have done\n"
         "  metrics                     the Prometheus text exposition\n"
-        "  reload                      reload the configuration\n"
+        "  reload [--force]            reload the configuration (--force: even one that\n"
+        "                              drops every service or a running service's listeners)\n"
         "  stop                        shut corrald down and wait until it has exited\n"
         "  service stop NAME…          stop a service: close its listeners, let its\n"
         "                              processes finish\n"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 
+#include "dir-trust.h"
 #include "log.h"
 #include "service.h"
 #include "signals.h"
@@ -32,10 +33,22 @@ corral_generation *corral_generation_build(struct corral_supervisor *supervisor,
                                                   predecessor != NULL ? predecessor->loader
                                                                       : NULL);
     if (g_mkdir_with_parents(config->base_dir, 0755) < 0) {
+        char *where = corral_config_where(config, "base_dir");
         g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
-                    "%s: [corral] base_dir: cannot create %s: %s", config->main_file,
-                    config->base_dir, g_strerror(errno));
+                    "%s: cannot create %s: %s", where, config->base_dir, g_strerror(errno));
+        g_free(where);
         goto fail;
+    }
+    {
+        GError *local = NULL;
+        if (!corral_dir_is_trusted(config->base_dir, &local)) {
+            char *where = corral_config_where(config, "base_dir");
+            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE, "%s: %s", where,
+                        local->message);
+            g_free(where);
+            g_error_free(local);
+            goto fail;
+        }
     }
     for (guint i = 0; i < config->services->len; i++) {
         const corral_service_config *sc = g_ptr_array_index(config->services, i);

@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dir-trust.h"
+#include "log.h"
 #include "socket-activation.h"
 
 static bool fill_inet_address(const corral_listener_config *config,
@@ -75,26 +77,25 @@ fail:
 
 /* A path that accepts connections belongs to a running program; one that
  * refuses them is a leftover from a master that died. */
-static bool unix_socket_is_live(const struct sockaddr_un *addr)
+static bool unix_socket_is_live(const char *path)
 {
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     bool live;
 
     if (fd < 0)
         return false;
-    live = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0;
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    live = connect(fd, (const struct sockaddr *)&addr, sizeof(addr)) == 0;
     close(fd);
     return live;
 }
 
-static bool chown_unix_socket(const corral_listener_config *config, const char *path,
-                              GError **error)
+static bool lookup_owner(const corral_listener_config *config, const char *path, uid_t *uid,
+                         gid_t *gid, GError **error)
 {
-    uid_t uid = (uid_t)-1;
-    gid_t gid = (gid_t)-1;
-
-    if (geteuid() != 0 || (config->user == NULL && config->group == NULL))
-        return true;
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
     if (config->user != NULL) {
         struct passwd *pw = getpwnam(config->user);
         if (pw == NULL) {
@@ -102,7 +103,7 @@ static bool chown_unix_socket(const corral_listener_config *config, const char *
                         "listener %s: unknown user '%s'", path, config->user);
             return false;
         }
-        uid = pw->pw_uid;
+        *uid = pw->pw_uid;
     }
     if (config->group != NULL) {
         struct group *gr = getgrnam(config->group);
@@ -111,66 +112,190 @@ static bool chown_unix_socket(const corral_listener_config *config, const char *
                         "listener %s: unknown group '%s'", path, config->group);
             return false;
         }
-        gid = gr->gr_gid;
+        *gid = gr->gr_gid;
     }
-    if (chown(path, uid, gid) < 0) {
+    return true;
+}
+
+/* What may be at a unix listener's path before the new socket takes it:
+ * nothing, or a socket nobody answers on.  Anything else is someone's
+ * file, never ours to replace or delete. */
+static bool path_is_free_for_socket(const char *path, GError **error)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return true;
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                    "listener %s: chown() failed: %s", path, g_strerror(errno));
+                    "listener %s: %s", path, g_strerror(errno));
+        return false;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_EXIST,
+                    "listener %s: the path exists and is not a socket; refusing to replace it",
+                    path);
+        return false;
+    }
+    if (unix_socket_is_live(path)) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "listener %s: another process is listening there", path);
         return false;
     }
     return true;
 }
 
-static int open_unix(const corral_listener_config *config, const char *path, int backlog,
-                     GError **error)
+/* A unix socket is made, given its owner and mode, in a folder of its own
+ * that only corrald can enter, beside its final path: nobody can swap a
+ * symlink in under the chown, and rename() puts the finished socket in
+ * place without following anything.  Fills `staged` with the folder and
+ * the socket's identity. */
+static int open_unix_staged(const corral_listener_config *config, int backlog,
+                            corral_listener *staged, GError **error)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    char *folder = g_path_get_dirname(config->path);
+    char *stage = g_build_filename(folder, ".corral-stage-XXXXXX", NULL);
+    uid_t uid;
+    gid_t gid;
+    struct stat st;
     mode_t old_umask;
+    int fd = -1, stage_fd = -1, saved_errno;
+    GError *local = NULL;
     bool bound;
-    int fd, saved_errno;
 
-    if (strlen(path) >= sizeof(addr.sun_path)) {
+    if (strlen(config->path) >= sizeof(addr.sun_path)) {
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                    "listener %s: path too long for a unix socket", path);
-        return -1;
+                    "listener %s: path too long for a unix socket", config->path);
+        g_free(folder);
+        goto out;
     }
-    strcpy(addr.sun_path, path);
+    if (!corral_dir_is_trusted(folder, &local)) {
+        g_set_error(error, local->domain, local->code, "listener %s: %s", config->path,
+                    local->message);
+        g_error_free(local);
+        g_free(folder);
+        goto out;
+    }
+    g_free(folder);
+    if (!lookup_owner(config, config->path, &uid, &gid, error))
+        goto out;
+    if (g_mkdtemp_full(stage, 0700) == NULL) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "listener %s: cannot create a private folder beside it: %s", config->path,
+                    g_strerror(errno));
+        goto out;
+    }
+    stage_fd = open(stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (stage_fd < 0 || strlen(stage) + strlen("/socket") >= sizeof(addr.sun_path)) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "listener %s: cannot use the private folder %s: %s", config->path, stage,
+                    stage_fd < 0 ? g_strerror(errno) : "path too long for a unix socket");
+        goto fail;
+    }
+    /* bind() takes a path: the folder was made by us, 0700, a moment ago;
+     * were it swapped since, fstatat() below would not find our socket. */
+    g_snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/socket", stage);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        goto fail;
-
+        goto fail_errno;
     old_umask = umask(0777 & ~config->mode);
     bound = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
-    if (!bound && errno == EADDRINUSE && !unix_socket_is_live(&addr)) {
-        (void)unlink(path);
-        bound = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
-    }
     saved_errno = errno;
     umask(old_umask);
-    if (!bound) {
-        if (saved_errno == EADDRINUSE) {
-            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
-                        "listener %s: another process is listening there", path);
-            close(fd);
-            return -1;
-        }
-        errno = saved_errno;
+    errno = saved_errno;
+    if (!bound || listen(fd, backlog) < 0)
+        goto fail_errno;
+    if (geteuid() == 0 && (uid != (uid_t)-1 || gid != (gid_t)-1) &&
+        fchownat(stage_fd, "socket", uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "listener %s: chown() failed: %s", config->path, g_strerror(errno));
         goto fail;
     }
-    if (listen(fd, backlog) < 0)
+    if (fstatat(stage_fd, "socket", &st, AT_SYMLINK_NOFOLLOW) < 0)
+        goto fail_errno;
+    if (!S_ISSOCK(st.st_mode)) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "listener %s: the private folder %s was tampered with", config->path,
+                    stage);
         goto fail;
-    if (!chown_unix_socket(config, path, error)) {
-        close(fd);
-        (void)unlink(path);
-        return -1;
     }
+    staged->staging_dir = stage;
+    staged->staging_fd = stage_fd;
+    staged->dev = st.st_dev;
+    staged->ino = st.st_ino;
     return fd;
-fail:
+
+fail_errno:
     g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "listener %s: %s",
-                path, g_strerror(errno));
+                config->path, g_strerror(errno));
+fail:
     if (fd >= 0)
         close(fd);
-    return -1;
+    fd = -1;
+    if (stage_fd >= 0) {
+        (void)unlinkat(stage_fd, "socket", 0);
+        close(stage_fd);
+    }
+    (void)rmdir(stage);
+out:
+    g_free(stage);
+    return fd;
+}
+
+/* Moves the staged socket to its path (replacing what is there) and
+ * checks that the path then names it. */
+static bool rename_staged(corral_listener *listener, GError **error)
+{
+    const char *path = listener->config->path;
+    struct stat st;
+
+    if (renameat(listener->staging_fd, "socket", AT_FDCWD, path) < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "listener %s: cannot move the new socket into place: %s", path,
+                    g_strerror(errno));
+        return false;
+    }
+    close(listener->staging_fd);
+    listener->staging_fd = -1;
+    (void)rmdir(listener->staging_dir);
+    g_clear_pointer(&listener->staging_dir, g_free);
+    if (lstat(path, &st) < 0 || st.st_dev != listener->dev || st.st_ino != listener->ino) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "listener %s: the path was replaced as the socket moved there", path);
+        return false;
+    }
+    return true;
+}
+
+/* The staged socket takes its final path, when that holds nothing or a
+ * dead socket. */
+static bool move_into_place(corral_listener *listener, GError **error)
+{
+    return path_is_free_for_socket(listener->config->path, error) &&
+           rename_staged(listener, error);
+}
+
+/* Removes the staged socket and its private folder. */
+static void discard_staged(corral_listener *listener)
+{
+    if (listener->staging_fd < 0)
+        return;
+    (void)unlinkat(listener->staging_fd, "socket", 0);
+    close(listener->staging_fd);
+    listener->staging_fd = -1;
+    (void)rmdir(listener->staging_dir);
+    g_clear_pointer(&listener->staging_dir, g_free);
+}
+
+/* Our socket is still the one at the path: a path someone else replaced
+ * (a file, a symlink, another socket) is left alone. */
+static bool path_still_ours(const corral_listener *listener)
+{
+    struct stat st;
+
+    return lstat(listener->config->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+           st.st_dev == listener->dev && st.st_ino == listener->ino;
 }
 
 corral_listener *corral_listener_open(const corral_listener_config *config, int backlog,
@@ -180,9 +305,19 @@ corral_listener *corral_listener_open(const corral_listener_config *config, int 
     int passed = corral_socket_activation_take(config);
 
     listener->config = config;
+    listener->staging_fd = -1;
     if (config->kind == CORRAL_LISTENER_UNIX) {
         listener->label = g_strdup(config->path);
-        listener->fd = passed >= 0 ? passed : open_unix(config, config->path, backlog, error);
+        listener->fd = passed >= 0 ? passed : open_unix_staged(config, backlog, listener, error);
+        if (listener->fd >= 0 && passed < 0 && !move_into_place(listener, error)) {
+            /* The socket may have been moved already: only our own path
+             * is unlinked, and only while it names this socket. */
+            discard_staged(listener);
+            if (path_still_ours(listener))
+                (void)unlink(config->path);
+            close(listener->fd);
+            listener->fd = -1;
+        }
     } else {
         listener->label = strchr(config->address, ':') != NULL
                               ? g_strdup_printf("[%s]:%u", config->address, config->port)
@@ -219,6 +354,7 @@ corral_listener *corral_listener_open_successor(const corral_listener_config *co
         return corral_listener_open(config, backlog, error);
     listener = g_new0(corral_listener, 1);
     listener->config = config;
+    listener->staging_fd = -1;
     if (config->kind == CORRAL_LISTENER_INET) {
         listener->label = g_strdup(running->label);
         /* The same open socket: its queue and every waiting client carry
@@ -234,12 +370,9 @@ corral_listener *corral_listener_open_successor(const corral_listener_config *co
         return listener;
     }
     listener->label = g_strdup(config->path);
-    listener->pending_path = g_strdup_printf("%s.reload", config->path);
     listener->replaces = running;
-    (void)unlink(listener->pending_path);
-    listener->fd = open_unix(config, listener->pending_path, backlog, error);
+    listener->fd = open_unix_staged(config, backlog, listener, error);
     if (listener->fd < 0) {
-        g_free(listener->pending_path);
         g_free(listener->label);
         g_free(listener);
         return NULL;
@@ -249,16 +382,17 @@ corral_listener *corral_listener_open_successor(const corral_listener_config *co
 
 bool corral_listener_commit(corral_listener *listener, GError **error)
 {
-    if (listener->pending_path == NULL)
+    bool moved;
+
+    if (listener->staging_fd < 0)
         return true;
-    if (rename(listener->pending_path, listener->config->path) < 0) {
-        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                    "listener %s: cannot move the new socket into place: %s",
-                    listener->config->path, g_strerror(errno));
+    /* The running socket is ours to replace; anything else at the path
+     * (a file or symlink swapped in) is refused by move_into_place(). */
+    moved = listener->replaces != NULL && path_still_ours(listener->replaces)
+                ? rename_staged(listener, error)
+                : move_into_place(listener, error);
+    if (!moved)
         return false;
-    }
-    g_free(listener->pending_path);
-    listener->pending_path = NULL;
     if (listener->replaces != NULL)
         listener->replaces->keep_path = true;
     listener->replaces = NULL;
@@ -272,12 +406,13 @@ void corral_listener_free(corral_listener *listener)
     corral_toggle_watch_free(listener->watch);
     if (listener->fd >= 0) {
         close(listener->fd);
-        if (listener->pending_path != NULL)
-            (void)unlink(listener->pending_path);
-        else if (listener->config->kind == CORRAL_LISTENER_UNIX && !listener->keep_path)
+        if (listener->staging_fd >= 0)
+            discard_staged(listener);
+        else if (listener->config->kind == CORRAL_LISTENER_UNIX && !listener->keep_path &&
+                 path_still_ours(listener))
             (void)unlink(listener->config->path);
     }
-    g_free(listener->pending_path);
+    g_free(listener->staging_dir);
     g_free(listener->label);
     g_free(listener);
 }
@@ -299,13 +434,25 @@ unsigned corral_listener_queued(const corral_listener *listener)
 
 unsigned corral_listener_drop(corral_listener *listener, unsigned max)
 {
+    static gint64 out_of_fds_logged_usec;
     unsigned dropped = 0;
 
     while (max == 0 || dropped < max) {
         int fd = accept4(listener->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
+            gint64 now = g_get_monotonic_time();
+
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
+            /* Without a descriptor nothing can be dropped: the clients stay
+             * queued, and this is said once a minute, not once a call. */
+            if ((errno == EMFILE || errno == ENFILE) &&
+                (out_of_fds_logged_usec == 0 ||
+                 now - out_of_fds_logged_usec >= 60 * G_USEC_PER_SEC)) {
+                out_of_fds_logged_usec = now;
+                log_error("listener %s: accept() to drop a queued client failed: %s "
+                          "(raise RLIMIT_NOFILE?)", listener->label, g_strerror(errno));
+            }
             break;
         }
         close(fd);

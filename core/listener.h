@@ -11,6 +11,7 @@
 
 #include <glib.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "toggle-watch.h"
@@ -20,9 +21,13 @@ typedef struct corral_listener {
     char *label;    /* "127.0.0.1:7000" or the unix path, for messages */
     int fd;
     corral_toggle_watch *watch; /* from the first time it is watched */
-    /* A unix socket made to replace a running one waits at this temporary
-     * path until corral_listener_commit() renames it into place. */
-    char *pending_path;
+    /* A unix socket made to replace a running one waits in a private
+     * folder (staging_dir, open as staging_fd; -1 when none) until
+     * corral_listener_commit() renames it into place. */
+    char *staging_dir;
+    int staging_fd;
+    dev_t dev;      /* a unix socket's identity: its path is unlinked only */
+    ino_t ino;      /* while it still names this socket */
     struct corral_listener *replaces;
     bool keep_path; /* its path belongs to a successor or, for a socket passed
                      * by systemd, to the service manager: do not unlink */
@@ -32,9 +37,11 @@ typedef struct corral_listener {
  * 0 for a unix listener, whose queue cannot be read this way. */
 unsigned corral_listener_queued(const corral_listener *listener);
 
-/* Opens the socket described by `config` with `backlog`.  Unix sockets get
- * their mode and, when running as root, their owner.  A stale unix socket
- * that refuses connections is replaced; a live one is an error. */
+/* Opens the socket described by `config` with `backlog`.  A unix socket is
+ * made in a private folder beside its path, given its mode and, when
+ * running as root, its owner there, and renamed into place: no symlink is
+ * ever followed.  A stale socket at the path is replaced; a live one, or
+ * anything that is not a socket, is an error. */
 corral_listener *corral_listener_open(const corral_listener_config *config, int backlog,
                                       GError **error);
 /* Opens a listener for a reload, where `running` is the current listener
@@ -51,7 +58,8 @@ bool corral_listener_commit(corral_listener *listener, GError **error);
 bool corral_listener_same_address(const corral_listener_config *a,
                                   const corral_listener_config *b);
 
-/* Closes the socket (unlinking a unix socket's path) and frees. */
+/* Closes the socket and frees.  A unix socket's path is unlinked only
+ * while it still names this very socket. */
 void corral_listener_free(corral_listener *listener);
 
 /* Accepts and closes queued connections: all of them when `max` is 0. */

@@ -103,13 +103,37 @@ const char *corral_log_level_name(corral_level level)
     return level < G_N_ELEMENTS(level_keys) ? level_keys[level] : "error";
 }
 
+/* The log file is opened as root in a folder others may write to (such as
+ * /var/log or /tmp): never through a symlink, never a file another user
+ * made (or linked) there first, never a FIFO or device. */
 static int open_log_file(const char *path, GError **error)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW |
+                        O_NONBLOCK, 0640);
+    const char *refusal = NULL;
+    struct stat st;
 
-    if (fd < 0)
+    if (fd < 0) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                    "cannot open the log file %s: %s", path, g_strerror(errno));
+                    "cannot open the log file %s: %s%s", path, g_strerror(errno),
+                    errno == ELOOP ? " (it is a symlink; corrald does not follow one)" : "");
+        return -1;
+    }
+    if (fstat(fd, &st) < 0)
+        refusal = g_strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        refusal = "not a regular file";
+    else if (st.st_uid != 0 && st.st_uid != geteuid())
+        refusal = "it belongs to another user";
+    else if (st.st_nlink != 1)
+        refusal = "it has other hard links";
+    if (refusal != NULL) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+                    "refusing the log file %s: %s", path, refusal);
+        close(fd);
+        return -1;
+    }
+    (void)fcntl(fd, F_SETFL, O_WRONLY | O_APPEND);
     return fd;
 }
 

@@ -72,8 +72,9 @@ static bool operator_sockets_open(operator_sockets *sockets, corral_supervisor *
         sockets->metrics = corral_metrics_http_open(supervisor, config->metrics_address,
                                                     config->metrics_port, &local);
         if (sockets->metrics == NULL) {
-            g_set_error(error, local->domain, local->code, "%s: [corral] metrics_listener: %s",
-                        config->main_file, local->message);
+            char *where = corral_config_where(config, "metrics_listener");
+            g_set_error(error, local->domain, local->code, "%s: %s", where, local->message);
+            g_free(where);
             g_error_free(local);
         }
     }
@@ -200,15 +201,20 @@ int main(int argc, char **argv)
         goto fatal;
     corral_log_set_level((corral_level)config->log_level);
     if (config->log_path != NULL && !corral_log_open_file(config->log_path, &error)) {
-        g_prefix_error(&error, "%s: [corral] log_path: ", config->main_file);
+        char *where = corral_config_where(config, "log_path");
+        g_prefix_error(&error, "%s: ", where);
+        g_free(where);
         corral_config_free(config);
         goto fatal;
     }
     /* Before any listener: a second corrald must not fight the first. */
     pidfile = corral_pidfile_claim(config->base_dir, &error);
     if (pidfile == NULL) {
-        if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_EXIST))
-            g_prefix_error(&error, "%s: [corral] base_dir: ", config->main_file);
+        if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_EXIST)) {
+            char *where = corral_config_where(config, "base_dir");
+            g_prefix_error(&error, "%s: ", where);
+            g_free(where);
+        }
         corral_config_free(config);
         goto fatal;
     }

@@ -54,6 +54,8 @@ REPORT_VALUE(exit_failures, r->exit_failures)
 REPORT_VALUE(exit_failures_in_sec, r->exit_failures_in_sec)
 REPORT_VALUE(status_records, r->status_records)
 REPORT_VALUE(status_reads, r->status_reads)
+REPORT_VALUE(listeners_recreated, r->listeners_recreated)
+REPORT_VALUE(listeners_dead, r->listeners_dead)
 
 static const service_metric service_metrics[] = {
     { "corral_service_processes", GAUGE, "Processes of the service that are alive.", processes },
@@ -97,6 +99,11 @@ static const service_metric service_metrics[] = {
     { "corral_service_status_reads_total", COUNTER,
       "Reads of the status pipe that returned records; under load one read takes many.",
       status_reads },
+    { "corral_service_listeners_recreated_total", COUNTER,
+      "Listeners that stopped accepting (shut down by a process) and were made anew.",
+      listeners_recreated },
+    { "corral_service_listeners_dead", GAUGE,
+      "Listeners that stopped accepting and could not be made anew.", listeners_dead },
 };
 
 static void append_family(GString *out, const char *name, metric_type type, const char *help)

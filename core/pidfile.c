@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dir-trust.h"
+
 struct corral_pidfile {
     char *path;
     int fd;
@@ -53,6 +55,10 @@ corral_pidfile *corral_pidfile_claim(const char *base_dir, GError **error)
     if (g_mkdir_with_parents(base_dir, 0755) < 0) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "cannot create %s: %s", base_dir, g_strerror(errno));
+        g_free(path);
+        return NULL;
+    }
+    if (!corral_dir_is_trusted(base_dir, error)) {
         g_free(path);
         return NULL;
     }

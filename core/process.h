@@ -23,6 +23,8 @@ typedef struct corral_process_record {
      * reported the process idle (view.idle_since_usec keeps the first). */
     uint64_t idle_record_usec;
     corral_process *shadow_views; /* one per shadow policy, or NULL */
+    bool listeners_stale;         /* holds a listener that was re-created: it
+                                   * takes no new client and counts as busy */
 } corral_process_record;
 
 /* What Dovecot's exit texts say about the service beside the status. */

@@ -71,6 +71,8 @@ void corral_service_report_fill(const corral_service *svc, corral_service_report
     report->have_success = st->have_success;
     report->status_records = svc->status_records_total;
     report->status_reads = svc->status_reads_total;
+    report->listeners_recreated = svc->listeners_recreated;
+    report->listeners_dead = svc->listeners_dead;
 }
 
 void corral_process_report_fill(const corral_service *svc, const corral_process_record *record,

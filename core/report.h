@@ -59,6 +59,10 @@ typedef struct corral_service_report {
      * status watch batches records, so reads grow slower than records. */
     uint64_t status_records;
     uint64_t status_reads;
+    /* Listeners that stopped accepting (a process shut one down) and were
+     * made anew, and those that could not be. */
+    uint64_t listeners_recreated;
+    unsigned listeners_dead;
 } corral_service_report;
 
 typedef struct corral_process_report {

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +17,7 @@
 #include "corral-build.h"
 #include "credentials.h"
 #include "listener.h"
+#include "log-limit.h"
 #include "log.h"
 #include "signals.h"
 #include "spawn.h"
@@ -42,6 +45,8 @@ struct corral_timer {
     corral_timer_fn *fn;
     void *data;
 };
+
+static void watch_listeners(struct corral_service *svc);
 
 /* Lines about a service carry its name and policy as journal fields. */
 #define svc_log(svc, level, fmt, ...)                                                   \
@@ -71,6 +76,26 @@ static void close_fd(int *fd)
 
 /* ------------------------------------------------------------------ */
 /* Preparing what every spawn needs.                                    */
+
+/* "FILE:LINE: [service NAME] KEY: problem", for a value found bad only
+ * now that it is used. */
+static void key_error(GError **error, const corral_service_config *config, const char *key,
+                      const char *format, ...) G_GNUC_PRINTF(4, 5);
+
+static void key_error(GError **error, const corral_service_config *config, const char *key,
+                      const char *format, ...)
+{
+    char *where = corral_service_config_where(config, key);
+    char *problem;
+    va_list args;
+
+    va_start(args, format);
+    problem = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE, "%s: %s", where, problem);
+    g_free(problem);
+    g_free(where);
+}
 
 /* Dovecot escapes listener names in SOCKET<n>_SETTINGS this way. */
 static char *tab_escape(const char *text)
@@ -119,9 +144,22 @@ static bool prepare_command(corral_service *svc, GError **error)
     g_ptr_array_add(argv, NULL);
     svc->argv = (char **)g_ptr_array_free(argv, FALSE);
     if (svc->argv[0] == NULL) {
-        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                    "%s: [service %s] executable: empty", config->file, config->name);
+        key_error(error, config, "executable", "empty");
         return false;
+    }
+    /* A chroot that is not there would otherwise show as a missing
+     * executable inside it. */
+    if (config->chroot != NULL && geteuid() == 0) {
+        struct stat jail;
+
+        if (stat(config->chroot, &jail) < 0) {
+            key_error(error, config, "chroot", "%s: %s", config->chroot, g_strerror(errno));
+            return false;
+        }
+        if (!S_ISDIR(jail.st_mode)) {
+            key_error(error, config, "chroot", "%s is not a folder", config->chroot);
+            return false;
+        }
     }
     svc->exec_path = resolve_executable(svc->argv[0], corral_supervisor_config(svc->supervisor)->dir);
     /* A chrooted process finds its executable inside the chroot. */
@@ -129,11 +167,19 @@ static bool prepare_command(corral_service *svc, GError **error)
                   ? g_build_filename(config->chroot, svc->exec_path, NULL)
                   : g_strdup(svc->exec_path);
     if (access(checked, X_OK) < 0) {
-        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                    "%s: [service %s] executable: %s: %s", config->file, config->name,
-                    checked, g_strerror(errno));
+        key_error(error, config, "executable", "%s: %s", checked, g_strerror(errno));
         g_free(checked);
         return false;
+    }
+    /* access(X_OK) is true of a folder one may enter. */
+    {
+        struct stat st;
+        if (stat(checked, &st) == 0 && !S_ISREG(st.st_mode)) {
+            key_error(error, config, "executable", "%s is %s, not a program", checked,
+                      S_ISDIR(st.st_mode) ? "a folder" : "not a regular file");
+            g_free(checked);
+            return false;
+        }
     }
     g_free(checked);
     return true;
@@ -207,8 +253,9 @@ static bool open_listeners(corral_service *svc, GError **error)
             corral_listener_open_successor(lc, config->listen_backlog, running, &local);
 
         if (listener == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
-                        "%s: [service %s] %s", config->file, config->name, local->message);
+            key_error(error, config,
+                      lc->kind == CORRAL_LISTENER_UNIX ? "unix_listener" : "inet_listener", "%s",
+                      local->message);
             g_error_free(local);
             return false;
         }
@@ -433,11 +480,79 @@ static void apply_status(corral_service *svc, corral_process_record *record, uns
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
+static gboolean on_worker_fault_window_over(gpointer data)
+{
+    corral_service *svc = data;
+    uint64_t suppressed = corral_log_limit_take_suppressed(&svc->worker_fault_log);
+
+    svc->worker_fault_timer = 0;
+    if (suppressed > 0)
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%" G_GUINT64_FORMAT " more such messages "
+                "suppressed (invalid, impossible or partial status records)", suppressed);
+    return G_SOURCE_REMOVE;
+}
+
+/* Logs `text` about what a worker sent, within the service's budget for
+ * such lines (log-limit.h); what the budget holds back is counted in a
+ * line of its own once the window is over. */
+static void log_worker_fault(corral_service *svc, const char *text)
+{
+    uint64_t suppressed;
+
+    if (!corral_log_limit_allow(&svc->worker_fault_log, corral_supervisor_now_usec(),
+                                &suppressed)) {
+        if (svc->worker_fault_timer == 0)
+            svc->worker_fault_timer =
+                g_timeout_add(CORRAL_LOG_LIMIT_WINDOW_USEC / 1000, on_worker_fault_window_over,
+                              svc);
+        return;
+    }
+    if (suppressed > 0)
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%s (%" G_GUINT64_FORMAT " more such messages "
+                "suppressed)", text, suppressed);
+    else
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%s", text);
+}
+
+/* A record is taken for a process of this service and generation, with
+ * a count the process can have.  Who wrote it cannot be known: Dovecot's
+ * lib-master insists that fd 5 be a FIFO, and a pipe does not tell
+ * (docs/protocol.md, "Status records"). */
+static corral_process_record *valid_record_process(corral_service *svc,
+                                                   const corral_status_record *status)
+{
+    corral_process_record *record;
+    char *text;
+
+    record = corral_supervisor_find_process(svc->supervisor, status->pid);
+    if (record == NULL)
+        return NULL; /* already reaped, or never ours */
+    if (record->service != svc || record->generation != status->generation) {
+        svc->status_rejected_total++;
+        text = g_strdup_printf("Ignoring invalid update from child %d (UID=%u)",
+                               (int)status->pid, status->generation);
+        log_worker_fault(svc, text);
+        g_free(text);
+        return NULL;
+    }
+    if (status->available_count > svc->state.client_limit) {
+        svc->status_rejected_total++;
+        text = g_strdup_printf("Ignoring status update from child %d: available_count %u is "
+                               "above client_limit %u", (int)status->pid,
+                               status->available_count, svc->state.client_limit);
+        log_worker_fault(svc, text);
+        g_free(text);
+        return NULL;
+    }
+    return record;
+}
+
 /* Returns false once nothing more can be read now. */
 static bool read_status_once(corral_service *svc)
 {
     corral_status_record records[CORRAL_STATUS_READ_MAX_RECORDS];
     size_t count;
+    char *text;
 
     if (svc->status_pipe[0] < 0)
         return false;
@@ -453,7 +568,10 @@ static bool read_status_once(corral_service *svc)
         corral_service_stop(svc);
         return false;
     case CORRAL_STATUS_READ_PARTIAL:
-        svc_log(svc, CORRAL_LEVEL_ERROR, "service sent partial status update (%zu bytes)", count);
+        svc->status_rejected_total++;
+        text = g_strdup_printf("service sent partial status update (%zu bytes)", count);
+        log_worker_fault(svc, text);
+        g_free(text);
         return true;
     case CORRAL_STATUS_READ_RECORDS:
         break;
@@ -461,24 +579,21 @@ static bool read_status_once(corral_service *svc)
     svc->status_reads_total++;
     svc->status_records_total += count;
     for (size_t i = 0; i < count; i++) {
-        corral_process_record *record =
-            corral_supervisor_find_process(svc->supervisor, records[i].pid);
+        corral_process_record *record = valid_record_process(svc, &records[i]);
 
-        if (record == NULL)
-            continue; /* already reaped, or never ours */
-        if (record->service != svc || record->generation != records[i].generation) {
-            svc_log(svc, CORRAL_LEVEL_ERROR, "Ignoring invalid update from child %d (UID=%u)",
-                    (int)records[i].pid, records[i].generation);
-            continue;
-        }
-        apply_status(svc, record, records[i].available_count);
+        if (record != NULL)
+            apply_status(svc, record, record->listeners_stale ? 0 : records[i].available_count);
     }
     return count == CORRAL_STATUS_READ_MAX_RECORDS;
 }
 
+/* Bounded, so that writers who never stop cannot hold the loop: the
+ * watch reads the rest on its next turn. */
+#define STATUS_DRAIN_MAX_READS 256
+
 void corral_service_drain_status(corral_service *svc)
 {
-    while (read_status_once(svc))
+    for (int i = 0; i < STATUS_DRAIN_MAX_READS && read_status_once(svc); i++)
         ;
 }
 
@@ -518,25 +633,40 @@ static bool make_pipe(corral_service *svc, int fds[2], const char *what, GError 
 }
 
 /* The notify state is the file offset of an unlinked file that every
- * login process shares, so flipping it is one lseek(). */
+ * login process shares, so flipping it is one lseek().  The shared open
+ * file is read-only: lseek() needs no more, and a process that could
+ * write to it could fill base_dir's filesystem through a file nobody can
+ * see.  It is made with mkstemp() and opened again read-only by path,
+ * checked to be the same file, then unlinked. */
 static bool open_login_notify(corral_service *svc, GError **error)
 {
     const char *base_dir = corral_supervisor_config(svc->supervisor)->base_dir;
-    int fd = open(base_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    char *path = g_build_filename(base_dir, "login-master-notifyXXXXXX", NULL);
+    int writable = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
+    int fd = -1, saved_errno = errno;
 
-    if (fd < 0) {
-        char *path = g_build_filename(base_dir, "login-master-notifyXXXXXX", NULL);
-        fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            (void)unlink(path);
-        g_free(path);
+    if (writable >= 0) {
+        struct stat made, opened;
+
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        saved_errno = errno;
+        if (fd >= 0 && (fstat(writable, &made) < 0 || fstat(fd, &opened) < 0 ||
+                        made.st_dev != opened.st_dev || made.st_ino != opened.st_ino)) {
+            close(fd);
+            fd = -1;
+            saved_errno = EEXIST;
+        }
+        (void)unlink(path);
+        close(writable);
     }
     if (fd < 0) {
         g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
                     "service(%s): cannot create the login notify file in %s: %s",
-                    svc->config->name, base_dir, g_strerror(errno));
+                    svc->config->name, base_dir, g_strerror(saved_errno));
+        g_free(path);
         return false;
     }
+    g_free(path);
     svc->login_notify_fd = fd;
     return true;
 }
@@ -579,6 +709,7 @@ bool corral_service_start(corral_service *svc, GError **error)
 
     watch_status(svc);
     svc->monitoring = true;
+    watch_listeners(svc);
     POLICY_CALL(svc, start);
     return true;
 }
@@ -634,6 +765,8 @@ void corral_service_free(corral_service *svc)
     if (svc == NULL)
         return;
     corral_service_stop(svc);
+    if (svc->worker_fault_timer != 0)
+        g_source_remove(svc->worker_fault_timer);
     if (svc->policy_state != NULL && svc->policy_module->policy->service_free != NULL)
         svc->policy_module->policy->service_free(svc->policy_state);
     corral_shadows_free(svc->shadows);
@@ -893,6 +1026,27 @@ static void on_listener_readable(void *data)
         POLICY_CALL(svc, listener_readable);
 }
 
+static void on_listener_broken(void *data);
+
+/* Every listener of a started service is watched, listening or not, so
+ * that one a process shuts down is noticed at once. */
+static void watch_listener(corral_service *svc, corral_listener *listener)
+{
+    if (listener->watch != NULL)
+        return;
+    /* Switched on and off as often as every other status record under
+     * load: see toggle-watch.h. */
+    listener->watch = corral_toggle_watch_new(listener->fd, on_listener_readable, svc);
+    corral_toggle_watch_on_broken(listener->watch, on_listener_broken);
+    corral_toggle_watch_set(listener->watch, svc->state.listening);
+}
+
+static void watch_listeners(corral_service *svc)
+{
+    for (guint i = 0; i < svc->listeners->len; i++)
+        watch_listener(svc, g_ptr_array_index(svc->listeners, i));
+}
+
 void corral_service_listen(corral_service *svc, bool on)
 {
     if (on && (svc->state.throttled || svc->state.stopping)) {
@@ -904,13 +1058,88 @@ void corral_service_listen(corral_service *svc, bool on)
     for (guint i = 0; i < svc->listeners->len; i++) {
         corral_listener *listener = g_ptr_array_index(svc->listeners, i);
 
-        /* Switched on and off as often as every other status record
-         * under load: see toggle-watch.h. */
         if (on && listener->watch == NULL)
-            listener->watch = corral_toggle_watch_new(listener->fd, on_listener_readable, svc);
+            watch_listener(svc, listener);
         if (listener->watch != NULL)
             corral_toggle_watch_set(listener->watch, on);
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* A listener that stopped accepting.                                   */
+
+static bool listener_is_broken(const corral_listener *listener)
+{
+    struct pollfd pfd = { .fd = listener->fd, .events = POLLRDHUP };
+
+    return poll(&pfd, 1, 0) > 0 &&
+           (pfd.revents & (POLLHUP | POLLERR | POLLNVAL | POLLRDHUP)) != 0;
+}
+
+/* The processes running now hold the dead socket: they take no new
+ * client (their records count as busy from now on) and are told, through
+ * a master-dead pipe of their own, to finish their clients and leave.
+ * The policy replaces them with processes that get the new socket. */
+static void retire_processes_for_new_listeners(corral_service *svc)
+{
+    GError *error = NULL;
+
+    close_fd(&svc->dead_pipe[0]);
+    close_fd(&svc->dead_pipe[1]);
+    if (!make_pipe(svc, svc->dead_pipe, "the master-dead pipe", &error)) {
+        svc_log(svc, CORRAL_LEVEL_ERROR, "%s", error->message);
+        g_error_free(error);
+    }
+    g_free(svc->fd_map);
+    build_fd_map(svc);
+    for (GList *link = svc->processes.head; link != NULL; link = link->next) {
+        corral_process_record *record = link->data;
+
+        record->listeners_stale = true;
+        if (record->view.initialized && record->view.available_count > 0)
+            apply_status(svc, record, 0);
+    }
+}
+
+static void on_listener_broken(void *data)
+{
+    corral_service *svc = data;
+    bool replaced = false;
+
+    /* A service on its way out keeps what it has until it is freed. */
+    if (!svc->monitoring || svc->state.stopping)
+        return;
+
+    for (guint i = 0; i < svc->listeners->len; i++) {
+        corral_listener *old = g_ptr_array_index(svc->listeners, i);
+        corral_listener *fresh;
+        GError *error = NULL;
+
+        if (!listener_is_broken(old))
+            continue;
+        corral_toggle_watch_free(old->watch);
+        old->watch = NULL;
+        fresh = corral_listener_open(old->config, svc->config->listen_backlog, &error);
+        if (fresh == NULL) {
+            svc->listeners_dead++;
+            svc_log(svc, CORRAL_LEVEL_ERROR,
+                    "listener %s stopped accepting (shut down by a process?) and cannot be "
+                    "made anew: %s", old->label, error->message);
+            g_error_free(error);
+            continue;
+        }
+        svc_log(svc, CORRAL_LEVEL_ERROR,
+                "listener %s stopped accepting (shut down by a process?): made it anew; "
+                "the processes that hold the old one finish their clients and leave",
+                old->label);
+        svc->listeners_recreated++;
+        svc->listeners->pdata[i] = fresh;
+        corral_listener_free(old);
+        watch_listener(svc, fresh);
+        replaced = true;
+    }
+    if (replaced)
+        retire_processes_for_new_listeners(svc);
 }
 
 unsigned corral_service_queued_clients(const corral_service *svc)
@@ -1049,6 +1278,7 @@ bool corral_service_start_by_operator(corral_service *svc, GError **error)
     svc->stopped_by_operator = false;
     watch_status(svc);
     svc->monitoring = true;
+    watch_listeners(svc);
     POLICY_CALL(svc, start);
     POLICY_CALL(svc, started);
     return true;

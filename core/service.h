@@ -18,6 +18,7 @@
 #include <corral/policy.h>
 
 #include "child-log.h"
+#include "log-limit.h"
 #include "config.h"
 #include "policy-loader.h"
 #include "process.h"
@@ -46,6 +47,8 @@ struct corral_service {
     int login_notify_fd;
     corral_status_watch *status_watch;
     corral_child_log *child_log;
+    corral_log_limit worker_fault_log;   /* budget for lines about bad records */
+    guint worker_fault_timer;            /* tells what the budget held back */
 
     /* Spawn inputs prepared once per service. */
     char *exec_path;
@@ -74,6 +77,9 @@ struct corral_service {
     uint64_t process_limit_reached_total;
     unsigned queued_max;                 /* accept queue high-water mark, sampled */
     uint64_t throttled_until_usec;       /* host clock; meaningful while throttled */
+    uint64_t status_rejected_total;      /* forged, impossible or partial records */
+    uint64_t listeners_recreated;        /* listeners found dead and made anew */
+    unsigned listeners_dead;             /* dead ones that could not be made anew */
     unsigned throttle_msecs;             /* length of the current throttle */
     bool stopped_by_operator;            /* corralctl/doveadm service stop */
 };

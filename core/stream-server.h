@@ -11,6 +11,14 @@
  * its unanswered input outgrows the protocol's cap, and quietly when it
  * does not complete a request within the protocol's timeout of connecting
  * or of its previous answer.
+ *
+ * Floods are survived: at most 64 clients, and over TCP at most 8 per peer
+ * address; a TCP client that sends nothing is closed after 2 s, and the
+ * oldest such idle client is closed first to make room for a newcomer.
+ * When accept() runs out of descriptors, a spare one kept for the purpose
+ * takes the connection (closing an idle client for it, or turning it
+ * away), accepting pauses for a second, and the shortage is logged at
+ * most once a minute.
  */
 #ifndef CORRAL_STREAM_SERVER_H
 #define CORRAL_STREAM_SERVER_H
@@ -60,6 +68,8 @@ void corral_stream_client_set_state(corral_stream_client *client, void *state,
 void *corral_stream_client_get_state(const corral_stream_client *client);
 /* The peer's uid on a unix socket (SO_PEERCRED); false over TCP. */
 bool corral_stream_client_peer_uid(const corral_stream_client *client, uid_t *uid);
+/* Describes the peer of connected socket `fd` as below; g_free() it. */
+char *corral_stream_describe_peer(int fd);
 /* "pid=123 uid=0" on a unix socket, "192.0.2.1:4321" over TCP. */
 const char *corral_stream_client_peer(const corral_stream_client *client);
 

@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "corral-build.h"
 #include "generation.h"
+#include "listener.h"
 #include "rlimits.h"
 #include "log.h"
 #include "orphans.h"
@@ -259,7 +261,41 @@ static void record_reload(corral_supervisor *supervisor, const GError *error)
         supervisor->load_success_usec = supervisor->reload_usec;
 }
 
-bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
+
+/* What an empty or truncated configuration file would do to the running
+ * services; see corral_supervisor_reload(). */
+static bool reload_is_plausible(const corral_generation *old, const corral_config *config,
+                                GError **error)
+{
+    if (config->services->len == 0 && old->services->len > 0) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "%s: the new configuration defines no service, and %u %s running: an "
+                    "empty or half-written file? (corralctl reload --force applies it)",
+                    config->main_file, old->services->len,
+                    old->services->len == 1 ? "is" : "are");
+        return false;
+    }
+    for (guint i = 0; i < old->services->len; i++) {
+        const corral_service *svc = g_ptr_array_index(old->services, i);
+
+        if (svc->stopped_by_operator || svc->config->listeners->len == 0)
+            continue;
+        for (guint j = 0; j < config->services->len; j++) {
+            const corral_service_config *sc = g_ptr_array_index(config->services, j);
+
+            if (strcmp(sc->name, svc->config->name) == 0 && sc->listeners->len == 0) {
+                g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                            "%s: [service %s] would lose all %u of its listeners: a "
+                            "half-written file? (corralctl reload --force applies it)",
+                            sc->file, sc->name, svc->config->listeners->len);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+bool corral_supervisor_reload(corral_supervisor *supervisor, bool force, GError **error)
 {
     corral_generation *old = supervisor->current;
     corral_generation *fresh;
@@ -273,6 +309,10 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     }
     corral_notify_reloading();
     config = corral_config_load(old->config->main_file, &local);
+    if (config != NULL && !force && !reload_is_plausible(old, config, &local)) {
+        corral_config_free(config);
+        config = NULL;
+    }
     if (config != NULL) {
         supervisor->predecessor = old;
         supervisor->building_config = config;
@@ -396,7 +436,7 @@ static void on_signal(const struct signalfd_siginfo *info, void *data)
             break;
         if (info->ssi_signo == SIGHUP) {
             log_warning("SIGHUP received - reloading configuration");
-            (void)corral_supervisor_reload(supervisor, NULL);
+            (void)corral_supervisor_reload(supervisor, false, NULL);
             break;
         }
         log_warning("Killed with signal %u (by pid=%u uid=%u code=%s)", info->ssi_signo,
@@ -424,6 +464,78 @@ static gboolean on_queue_sample(gpointer data)
             corral_service_sample_queue(svc);
     }
     return G_SOURCE_CONTINUE;
+}
+
+/* True when process `pid` holds a descriptor for the socket `fd` is. */
+static bool process_holds_socket(pid_t pid, int fd)
+{
+    char *dir_path = g_strdup_printf("/proc/%d/fd", (int)pid);
+    GDir *dir = g_dir_open(dir_path, 0, NULL);
+    struct stat ours;
+    const char *name;
+    char *wanted;
+    bool found = false;
+
+    if (dir == NULL || fstat(fd, &ours) < 0) {
+        if (dir != NULL)
+            g_dir_close(dir);
+        g_free(dir_path);
+        return false;
+    }
+    wanted = g_strdup_printf("socket:[%lu]", (unsigned long)ours.st_ino);
+    while (!found && (name = g_dir_read_name(dir)) != NULL) {
+        char *link_path = g_build_filename(dir_path, name, NULL);
+        char *target = g_file_read_link(link_path, NULL);
+
+        found = target != NULL && strcmp(target, wanted) == 0;
+        g_free(target);
+        g_free(link_path);
+    }
+    g_dir_close(dir);
+    g_free(wanted);
+    g_free(dir_path);
+    return found;
+}
+
+/* Processes still alive as corrald leaves are named.  One that gave its
+ * listeners back on SIGQUIT is finishing its clients, as in Dovecot (which
+ * says nothing of it: a debug line); one that kept them keeps their
+ * addresses bound, and a new corrald cannot bind them until it exits:
+ * that is a warning, with the pid to kill. */
+static void warn_about_survivors(corral_supervisor *supervisor)
+{
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init(&iter, supervisor->processes);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        corral_process_record *record = value;
+        corral_service *svc = record->service;
+        pid_t pid = record->view.pid;
+        GString *held = g_string_new(NULL);
+        int status;
+
+        if (waitpid(pid, &status, WNOHANG) != 0)
+            continue; /* gone (or not ours to wait for) */
+        for (guint i = 0; i < supervisor->current->services->len; i++) {
+            corral_service *any = g_ptr_array_index(supervisor->current->services, i);
+            for (guint j = 0; j < any->listeners->len; j++) {
+                corral_listener *listener = g_ptr_array_index(any->listeners, j);
+                if (process_holds_socket(pid, listener->fd))
+                    g_string_append_printf(held, "%s%s", held->len > 0 ? ", " : "",
+                                           listener->label);
+            }
+        }
+        if (held->len > 0)
+            log_warning("service(%s): process %d is still running after shutdown (it did not "
+                        "leave on SIGQUIT or the closed master-dead pipe) and still holds "
+                        "listener %s: the address stays bound until it exits (kill %d)",
+                        svc->config->name, (int)pid, held->str, (int)pid);
+        else
+            log_debug("service(%s): process %d is still finishing its clients after shutdown",
+                      svc->config->name, (int)pid);
+        g_string_free(held, TRUE);
+    }
 }
 
 int corral_supervisor_run(corral_supervisor *supervisor)
@@ -456,6 +568,7 @@ int corral_supervisor_run(corral_supervisor *supervisor)
     g_source_remove(sample_timer);
     if (!supervisor->quitting)
         corral_supervisor_reap(supervisor);
+    warn_about_survivors(supervisor);
     corral_signals_stop();
     return exit_code;
 }

@@ -77,8 +77,11 @@ void corral_supervisor_last_reload(const corral_supervisor *supervisor,
 /* Builds the configuration anew from the same main file and, only if all
  * of it is good, swaps it in: inet listeners with an unchanged address are
  * kept, unix listeners recreated, and the old processes drain.  On failure
- * the running configuration is untouched and the error is logged. */
-bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error);
+ * the running configuration is untouched and the error is logged.  Unless
+ * `force`, a configuration that defines no service, or leaves a running
+ * service without any of its listeners, is refused as well: that is what
+ * an empty or half-written file looks like. */
+bool corral_supervisor_reload(corral_supervisor *supervisor, bool force, GError **error);
 /* Starts Dovecot's shutdown sequence (as SIGTERM does). */
 void corral_supervisor_shutdown(corral_supervisor *supervisor);
 

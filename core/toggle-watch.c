@@ -2,6 +2,7 @@
 #include "toggle-watch.h"
 
 #include <glib.h>
+#include <poll.h>
 
 #include "fd-source.h"
 
@@ -9,8 +10,23 @@ struct corral_toggle_watch {
     GSource source;
     GPollFD pollfd;        /* ours, so the events can change in place */
     corral_toggle_watch_fn *fn;
+    corral_toggle_watch_fn *broken_fn; /* until it has been called */
     void *data;
 };
+
+/* What poll() reports of a socket that has stopped working: hung up, in
+ * error, or shut down for reading (a unix listener a process shut down). */
+#define BROKEN_EVENTS (G_IO_HUP | G_IO_ERR | G_IO_NVAL | POLLRDHUP)
+
+static void set_events(corral_toggle_watch *watch, bool on)
+{
+    watch->pollfd.events = (on ? G_IO_IN : 0) | (watch->broken_fn != NULL ? POLLRDHUP : 0);
+}
+
+static bool is_broken(const corral_toggle_watch *watch)
+{
+    return watch->broken_fn != NULL && (watch->pollfd.revents & BROKEN_EVENTS) != 0;
+}
 
 static gboolean watch_prepare(GSource *source, gint *timeout)
 {
@@ -24,9 +40,11 @@ static gboolean watch_check(GSource *source)
     corral_toggle_watch *watch = (corral_toggle_watch *)source;
 
     /* Off, poll() may still report an error condition: ignore it until
-     * the owner asks again, rather than spin. */
-    return watch->pollfd.events != 0 &&
-           (watch->pollfd.revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) != 0;
+     * the owner asks again, rather than spin, unless the owner wants to
+     * hear of it. */
+    return is_broken(watch) ||
+           ((watch->pollfd.events & G_IO_IN) != 0 &&
+            (watch->pollfd.revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) != 0);
 }
 
 static gboolean watch_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
@@ -35,8 +53,18 @@ static gboolean watch_dispatch(GSource *source, GSourceFunc callback, gpointer u
 
     (void)callback;
     (void)user_data;
+    if (is_broken(watch)) {
+        corral_toggle_watch_fn *broken_fn = watch->broken_fn;
+
+        /* Told once, and the descriptor polled no more: never a spin. */
+        watch->broken_fn = NULL;
+        watch->pollfd.events = 0;
+        g_source_remove_poll(source, &watch->pollfd);
+        broken_fn(watch->data); /* may free us */
+        return G_SOURCE_CONTINUE;
+    }
     /* Another source dispatched in this iteration may have switched us off. */
-    if (watch->pollfd.events != 0)
+    if ((watch->pollfd.events & G_IO_IN) != 0)
         watch->fn(watch->data); /* may free us: GLib holds a reference */
     return G_SOURCE_CONTINUE;
 }
@@ -67,10 +95,18 @@ void corral_toggle_watch_free(corral_toggle_watch *watch)
 
 void corral_toggle_watch_set(corral_toggle_watch *watch, bool on)
 {
-    watch->pollfd.events = on ? G_IO_IN : 0;
+    set_events(watch, on);
 }
 
 bool corral_toggle_watch_is_on(const corral_toggle_watch *watch)
 {
-    return watch->pollfd.events != 0;
+    return (watch->pollfd.events & G_IO_IN) != 0;
+}
+
+void corral_toggle_watch_on_broken(corral_toggle_watch *watch, corral_toggle_watch_fn *fn)
+{
+    bool on = corral_toggle_watch_is_on(watch);
+
+    watch->broken_fn = fn;
+    set_events(watch, on);
 }

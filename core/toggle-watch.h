@@ -34,5 +34,10 @@ void corral_toggle_watch_free(corral_toggle_watch *watch);
 
 void corral_toggle_watch_set(corral_toggle_watch *watch, bool on);
 bool corral_toggle_watch_is_on(const corral_toggle_watch *watch);
+/* Calls `fn` once, on or off, when the descriptor hangs up, fails or is
+ * shut down for reading (POLLHUP, POLLERR, POLLNVAL, POLLRDHUP), and
+ * stops polling it: a listening socket a process shut down reports
+ * exactly that, for ever. */
+void corral_toggle_watch_on_broken(corral_toggle_watch *watch, corral_toggle_watch_fn *fn);
 
 #endif

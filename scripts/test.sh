@@ -1,11 +1,11 @@
 #!/bin/sh
 # The README's test command: installs what is missing, builds, and runs the
-# whole suite: a normal build (unit, integration, operations, interop with
-# real Dovecot, SDK, simulator, man pages, install, monitoring), the
-# integration and operations suites again with corrald under valgrind,
-# everything but interop in an ASan+UBSan build, a short fuzzing session,
-# and last the Debian packages (built from a clean clone, lintian,
-# installed, checked and purged).
+# whole suite: a normal build (unit, integration, operations, hostile,
+# interop with real Dovecot, SDK, simulator, man pages, install,
+# monitoring), the integration, operations and hostile suites again with
+# corrald under valgrind, everything but interop in an ASan+UBSan build, a
+# short fuzzing session, and last the Debian packages (built from a clean
+# clone, lintian, installed, checked and purged).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -15,7 +15,7 @@ meson test -C build --print-errorlogs --num-processes 2
 # The integration suite once more with corrald under valgrind: any leak or
 # memory error makes corrald exit 99, which fails the test that ran it.
 CORRAL_TEST_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
-    meson test -C build --suite integration --suite operations --print-errorlogs
+    meson test -C build --suite integration --suite operations --suite hostile --print-errorlogs
 
 if [ ! -f build-sanitize/build.ninja ]; then
     meson setup build-sanitize -Dwerror=true -Db_sanitize=address,undefined \

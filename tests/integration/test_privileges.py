@@ -139,7 +139,7 @@ class Privileges(CorraldTestCase):
         limit is too low, one service keeps serving, and the service that
         hits the limit gets a clear error and is throttled."""
         probe = self.corrald("")
-        os.chmod(probe.dir, 0o777)
+        os.chmod(probe.dir, 0o1777)  # sticky: corrald trusts it for base_dir
         port_a, port_b = free_port(), free_port()
         d = self.corrald(
             f"[service steady]\nexecutable = {ECHO_WORKER}\ninet_listener = 127.0.0.1:{port_a}\n"

@@ -297,7 +297,7 @@ static void test_listen_backlog_bounds(void **state)
                                             "listen_backlog = 2\n"
                                             "[service set_high]\n"
                                             "executable = /bin/a\n"
-                                            "listen_backlog = 99999999999\n"
+                                            "listen_backlog = 65535\n"
                                             "[service huge]\n"
                                             "executable = /bin/a\n"
                                             "process_limit = 1000000\n"
@@ -305,7 +305,7 @@ static void test_listen_backlog_bounds(void **state)
 
     assert_int_equal(corral_config_find_service(config, "tiny")->listen_backlog, 4);
     assert_int_equal(corral_config_find_service(config, "set_low")->listen_backlog, 4);
-    assert_int_equal(corral_config_find_service(config, "set_high")->listen_backlog, INT_MAX);
+    assert_int_equal(corral_config_find_service(config, "set_high")->listen_backlog, 65535);
     assert_int_equal(corral_config_find_service(config, "huge")->listen_backlog, INT_MAX);
     corral_config_free(config);
 }
@@ -999,6 +999,37 @@ static void test_error_unreadable_files(void **state)
     g_free(missing);
 }
 
+static void test_error_absurd_listen_backlog(void **state)
+{
+    assert_failure_at(*state, ECHO_SERVICE "listen_backlog = 99999999999\n",
+                      CORRAL_CONFIG_ERROR_VALUE, 3, "service echo", "listen_backlog");
+}
+
+static void test_where_names_file_line_group_and_key(void **state)
+{
+    corral_config *config = load_ok(*state, "[service where]\n"
+                                            "executable = /bin/a\n"
+                                            "user = nobody\n");
+    const corral_service_config *service = corral_config_find_service(config, "where");
+    char *user = corral_service_config_where(service, "user");
+    char *group = corral_service_config_where(service, "group");
+    char *base_dir = corral_config_where(config, "base_dir");
+    char *expected_user = g_strdup_printf("%s:3: [service where] user", service->file);
+    char *expected_group = g_strdup_printf("%s: [service where] group", service->file);
+    char *expected_base_dir = g_strdup_printf("%s: [corral] base_dir", config->main_file);
+
+    assert_string_equal(user, expected_user);
+    assert_string_equal(group, expected_group);        /* not set: no line */
+    assert_string_equal(base_dir, expected_base_dir);  /* the default */
+    g_free(user);
+    g_free(group);
+    g_free(base_dir);
+    g_free(expected_user);
+    g_free(expected_group);
+    g_free(expected_base_dir);
+    corral_config_free(config);
+}
+
 static void test_error_bad_escape_names_key(void **state)
 {
     assert_failure_at(*state, ECHO_SERVICE "user = a\\qb\n", CORRAL_CONFIG_ERROR_VALUE, 3,
@@ -1051,6 +1082,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_syntax_names_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unreadable_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_escape_names_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_absurd_listen_backlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_where_names_file_line_group_and_key, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,12 +5,17 @@
  * off, and switching writes nothing to GLib's wakeup eventfd (no extra
  * loop iteration).
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -134,6 +139,67 @@ static void test_may_be_freed_from_its_callback(void **state)
     assert_null(f->watch);
 }
 
+static unsigned broken_calls;
+
+static void on_broken(void *data)
+{
+    (void)data;
+    broken_calls++;
+}
+
+static void on_never(void *data)
+{
+    (void)data;
+    fail_msg("a broken listener must not be reported as readable");
+}
+
+/* A listening socket that a process shut down reports POLLHUP (TCP) or
+ * POLLRDHUP (unix) for ever: the watch says so once, on or off, and then
+ * leaves the descriptor alone instead of waking the loop again. */
+static void test_reports_a_shut_down_listener_once(void **unused)
+{
+    const int kinds[] = { AF_INET, AF_UNIX };
+
+    (void)unused;
+    for (size_t k = 0; k < G_N_ELEMENTS(kinds); k++) {
+        int fd = socket(kinds[k], SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        corral_toggle_watch *watch;
+
+        assert_true(fd >= 0);
+        if (kinds[k] == AF_INET) {
+            struct sockaddr_in addr = { .sin_family = AF_INET,
+                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+            assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+        } else {
+            struct sockaddr_un addr = { .sun_family = AF_UNIX };
+            /* An abstract address: nothing to clean up. */
+            g_snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "corral-test-%d",
+                       (int)getpid());
+            assert_int_equal(bind(fd, (struct sockaddr *)&addr,
+                                  offsetof(struct sockaddr_un, sun_path) + 1 +
+                                      strlen(addr.sun_path + 1)), 0);
+        }
+        assert_int_equal(listen(fd, 4), 0);
+        watch = corral_toggle_watch_new(fd, on_never, NULL);
+        corral_toggle_watch_on_broken(watch, on_broken);
+        broken_calls = 0;
+        while (g_main_context_iteration(NULL, FALSE))
+            ;
+        assert_int_equal(broken_calls, 0); /* a healthy listener is quiet */
+
+        assert_int_equal(shutdown(fd, SHUT_RDWR), 0);
+        while (g_main_context_iteration(NULL, FALSE))
+            ;
+        assert_int_equal(broken_calls, 1);
+        /* Nothing more, however long the loop runs. */
+        for (int i = 0; i < 100; i++)
+            (void)g_main_context_iteration(NULL, FALSE);
+        assert_int_equal(broken_calls, 1);
+        corral_toggle_watch_free(watch);
+        close(fd);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +209,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_switching_wakes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_may_be_freed_from_its_callback, setup, teardown),
+        cmocka_unit_test(test_reports_a_shut_down_listener_once),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
