@@ -21,6 +21,7 @@ struct corral_child_log {
     int fd;
     guint watch;
     GString *pending;
+    corral_level raw_level;
 };
 
 static corral_level level_from_type(unsigned type)
@@ -79,7 +80,7 @@ static void log_line(const corral_child_log *log, const char *line)
     if (parsed.pid != 0)
         corral_log(parsed.level, "%s(%d): %s", log->service_name, (int)parsed.pid, parsed.text);
     else
-        corral_log(parsed.level, "%s: %s", log->service_name, parsed.text);
+        corral_log(log->raw_level, "%s: %s", log->service_name, parsed.text);
 }
 
 static void flush_lines(corral_child_log *log)
@@ -123,8 +124,14 @@ corral_child_log *corral_child_log_new(int fd, const char *service_name)
     log->service_name = g_strdup(service_name);
     log->fd = fd;
     log->pending = g_string_new(NULL);
+    log->raw_level = CORRAL_LEVEL_ERROR;
     log->watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_child_log_readable, log);
     return log;
+}
+
+void corral_child_log_set_raw_level(corral_child_log *log, corral_level level)
+{
+    log->raw_level = level;
 }
 
 void corral_child_log_free(corral_child_log *log)

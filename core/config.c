@@ -1121,6 +1121,7 @@ static void service_config_free(gpointer data)
     g_free(service->extra_groups);
     g_free(service->chroot);
     g_strfreev(service->shadow_policies);
+    corral_exec_config_clear(&service->exec);
     g_ptr_array_unref(service->listeners);
     g_hash_table_unref(service->policy_keys);
     g_hash_table_unref(service->key_lines);
@@ -1345,6 +1346,7 @@ static corral_service_config *service_config_new(const char *name, const char *p
     service->vsz_limit = DEFAULT_VSZ_LIMIT;
     service->first_status_timeout_msecs = DEFAULT_FIRST_STATUS_TIMEOUT_MSECS;
     service->status_batch_msecs = DEFAULT_STATUS_BATCH_MSECS;
+    corral_exec_config_init(&service->exec);
     service->listeners = g_ptr_array_new_with_free_func(listener_config_free);
     service->policy_keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     service->key_lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -1365,10 +1367,18 @@ static bool read_service_key(service_draft *draft, const config_file *file, cons
     g_hash_table_replace(draft->service->key_lines, g_strdup(key),
                          GUINT_TO_POINTER(key_line(file, group, key)));
     if (parse == NULL) {
-        g_hash_table_replace(draft->service->policy_keys, g_strdup(key), value);
-        return true;
+        bool known = false;
+        /* Execution keys live in exec-config.c, shared with other readers. */
+        ok = corral_exec_config_parse_key(&draft->service->exec, draft->config->base_dir, key,
+                                          value, &known, &problem);
+        if (!known) {
+            g_hash_table_replace(draft->service->policy_keys, g_strdup(key), value);
+            return true;
+        }
+    } else {
+        ok = parse(draft, value, &problem);
     }
-    if (!parse(draft, value, &problem)) {
+    if (!ok) {
         fail(error, CORRAL_CONFIG_ERROR_VALUE, file, group, key, "%s", problem);
         g_free(problem);
         ok = false;

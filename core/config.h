@@ -17,6 +17,8 @@
 
 #include <corral/policy.h>
 
+#include "exec-config.h"
+
 #define CORRAL_CONFIG_ERROR (corral_config_error_quark())
 GQuark corral_config_error_quark(void);
 
@@ -67,6 +69,7 @@ typedef struct corral_service_config {
     char *user, *group, *extra_groups, *chroot; /* NULL when unset */
     bool allow_root;         /* may run as uid 0 when corrald is root */
     char **shadow_policies;  /* policies that only journal; NULL if none */
+    corral_exec_config exec; /* environment, working_directory, stderr_level */
 
     GPtrArray *listeners;    /* corral_listener_config*, in file order */
     /* Keys the core does not know, for the policy: name -> value (char*). */

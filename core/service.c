@@ -129,6 +129,22 @@ static bool prepare_command(corral_service *svc, GError **error)
     return true;
 }
 
+/* Variables that the worker protocol sets itself. */
+static bool is_protocol_variable(const char *name)
+{
+    static const char *const fixed[] = {
+        "DOVECOT_CHILD_PROCESS", "DOVECOT_HOSTNAME", "SERVICE_NAME", "CLIENT_LIMIT",
+        "PROCESS_LIMIT", "PROCESS_MIN_AVAIL", "IDLE_KILL", "SERVICE_COUNT", "LOG_SERVICE",
+        "LOG_DEBUG", "CORRAL_BASE_DIR", "SOCKET_COUNT", "GENERATION",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
+        if (strcmp(name, fixed[i]) == 0)
+            return true;
+    }
+    return g_str_has_prefix(name, "SOCKET") && g_str_has_suffix(name, "_SETTINGS");
+}
+
 static void prepare_environment(corral_service *svc)
 {
     const corral_service_config *config = svc->config;
@@ -136,11 +152,24 @@ static void prepare_environment(corral_service *svc)
     GPtrArray *env = g_ptr_array_new();
     char hostname[256] = "localhost";
 
+    char **user_env = NULL;
+
     for (size_t i = 0; i < G_N_ELEMENTS(preserved); i++) {
         const char *value = g_getenv(preserved[i]);
         if (value != NULL)
-            g_ptr_array_add(env, g_strdup_printf("%s=%s", preserved[i], value));
+            user_env = g_environ_setenv(user_env, preserved[i], value, TRUE);
     }
+    /* The service's own variables come first so that the protocol's,
+     * added below, win (exec-config.h). */
+    user_env = corral_exec_config_apply_environment(&config->exec, user_env);
+    for (char **var = user_env; var != NULL && *var != NULL; var++) {
+        const char *equals = strchr(*var, '=');
+        char *name = g_strndup(*var, (gsize)(equals - *var));
+        if (!is_protocol_variable(name))
+            g_ptr_array_add(env, g_strdup(*var));
+        g_free(name);
+    }
+    g_strfreev(user_env);
     (void)gethostname(hostname, sizeof(hostname) - 1);
     g_ptr_array_add(env, g_strdup("DOVECOT_CHILD_PROCESS=1"));
     g_ptr_array_add(env, g_strdup_printf("DOVECOT_HOSTNAME=%s", hostname));
@@ -550,6 +579,7 @@ bool corral_service_start(corral_service *svc, GError **error)
     }
     svc->log_pipe_write = log_pipe[1];
     svc->child_log = corral_child_log_new(log_pipe[0], svc->config->name);
+    corral_child_log_set_raw_level(svc->child_log, svc->config->exec.stderr_level);
     build_fd_map(svc);
 
     watch_status(svc);
@@ -704,6 +734,7 @@ bool corral_service_spawn(corral_service *svc)
         .groups = svc->groups,
         .group_count = svc->group_count,
         .chroot_dir = svc->config->chroot,
+        .working_directory = svc->config->exec.working_directory,
     };
     pid = corral_spawn(&request, &failure);
     g_free(envp[env_count]);

@@ -74,6 +74,8 @@ static int child_main(void *arg)
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
 
+    if (req->new_session && setsid() < 0)
+        child_fail(ctx, CORRAL_SPAWN_STEP_SETSID);
     if (!child_arrange_fds(ctx))
         child_fail(ctx, CORRAL_SPAWN_STEP_FDS);
 
@@ -91,6 +93,8 @@ static int child_main(void *arg)
         child_fail(ctx, CORRAL_SPAWN_STEP_CHROOT);
     if (req->uid != (uid_t)-1 && syscall(SYS_setresuid, req->uid, req->uid, req->uid) < 0)
         child_fail(ctx, CORRAL_SPAWN_STEP_SETUID);
+    if (req->working_directory != NULL && chdir(req->working_directory) < 0)
+        child_fail(ctx, CORRAL_SPAWN_STEP_CHDIR);
 
     execve(req->path, req->argv, req->envp);
     child_fail(ctx, CORRAL_SPAWN_STEP_EXEC);
@@ -167,6 +171,8 @@ const char *corral_spawn_step_name(corral_spawn_step step)
     case CORRAL_SPAWN_STEP_CHROOT: return "chroot()";
     case CORRAL_SPAWN_STEP_SETUID: return "setuid()";
     case CORRAL_SPAWN_STEP_EXEC: return "execve()";
+    case CORRAL_SPAWN_STEP_SETSID: return "setsid()";
+    case CORRAL_SPAWN_STEP_CHDIR: return "chdir()";
     }
     return "spawn";
 }

@@ -32,6 +32,12 @@ typedef struct corral_spawn_request {
     const gid_t *groups;
     int group_count;     /* -1 leaves the supplementary groups alone */
     const char *chroot_dir; /* NULL for none */
+    /* Entered after the credentials change, inside any chroot; NULL leaves
+     * the child in the master's working directory. */
+    const char *working_directory;
+    /* The child leads a new session and process group (setsid()), so that
+     * the master can signal it together with everything it forks. */
+    bool new_session;
 } corral_spawn_request;
 
 /* The step of the child's setup that failed, for the error message. */
@@ -45,6 +51,8 @@ typedef enum corral_spawn_step {
     CORRAL_SPAWN_STEP_CHROOT,
     CORRAL_SPAWN_STEP_SETUID,
     CORRAL_SPAWN_STEP_EXEC,
+    CORRAL_SPAWN_STEP_SETSID,
+    CORRAL_SPAWN_STEP_CHDIR,
 } corral_spawn_step;
 
 typedef struct corral_spawn_failure {
