@@ -52,6 +52,10 @@ bool corral_generation_any_available(const corral_generation *generation);
 unsigned corral_generation_signal(corral_generation *generation, int signo, bool log_each);
 /* Sends SIGQUIT to every process, initialized or not (shutdown). */
 unsigned corral_generation_quit(corral_generation *generation);
+/* Kills what is left in the process group of every process that has died
+ * unreaped (the master stops reaping after SIGQUIT); returns how many
+ * groups had something left. */
+unsigned corral_generation_kill_orphans(corral_generation *generation);
 corral_listener *corral_generation_find_listener(const corral_generation *generation,
                                                  const corral_listener_config *config);
 

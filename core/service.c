@@ -16,6 +16,7 @@
 #include "corral-build.h"
 #include "listener.h"
 #include "log.h"
+#include "process-group.h"
 #include "signals.h"
 #include "spawn.h"
 #include "status.h"
@@ -677,7 +678,7 @@ static gboolean on_first_status_timeout(gpointer data)
     svc_log(svc, CORRAL_LEVEL_ERROR,
             "Initial status notification not received in %u seconds, killing the process",
             (svc->config->first_status_timeout_msecs + 999) / 1000);
-    if (kill(record->view.pid, SIGKILL) < 0 && errno != ESRCH)
+    if (!corral_process_group_signal(record->view.pid, SIGKILL) && errno != ESRCH)
         svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, SIGKILL) failed: %s", (int)record->view.pid,
                 g_strerror(errno));
     /* Killed for silence is not a startup failure: it must not throttle. */
@@ -735,6 +736,7 @@ bool corral_service_spawn(corral_service *svc)
         .group_count = svc->group_count,
         .chroot_dir = svc->config->chroot,
         .working_directory = svc->config->exec.working_directory,
+        .new_session = true,
     };
     pid = corral_spawn(&request, &failure);
     g_free(envp[env_count]);
@@ -773,10 +775,11 @@ corral_process_record *corral_service_find_process(corral_service *svc, pid_t pi
     return record != NULL && record->service == svc ? record : NULL;
 }
 
-/* kill(), logging failures other than a process that is already gone. */
+/* Signals the process's group (process-group.h), logging failures other
+ * than a process that is already gone. */
 static bool deliver(corral_service *svc, pid_t pid, int signo)
 {
-    if (kill(pid, signo) == 0)
+    if (corral_process_group_signal(pid, signo))
         return true;
     if (errno != ESRCH)
         svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, %s) failed: %s", (int)pid,
@@ -828,6 +831,11 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
         svc->exit_failures_total++;
         g_free(text);
     }
+    /* What the worker forked and left behind would hold its sockets and
+     * outlive corrald: it goes with its leader. */
+    if (corral_process_group_kill_leftovers(proc->pid))
+        svc_log(svc, CORRAL_LEVEL_DEBUG, "killed what process %d left in its process group",
+                (int)proc->pid);
     corral_account_exit(&svc->state, proc, wait_status, corral_supervisor_now_usec(),
                         &exit_info);
     POLICY_CALL(svc, process_exited, &exit_info);

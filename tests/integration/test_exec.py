@@ -77,6 +77,79 @@ class Environment(CorraldTestCase):
         self.assertRegex(log, r"50-test\.conf:4: \[service fx\] stderr_level: 'loud'")
 
 
+def process_exists(pid):
+    """True while `pid` runs (a zombie no longer counts)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+# Forks a helper that ignores SIGQUIT and SIGINT (as a shell's background
+# jobs do) and would outlive its parent: what gunicorn's workers look like
+# to a supervisor that signals only the pid it started.
+FORKING_WORKER = """#!/bin/sh
+sleep 1000 &
+echo $! > "$1"
+wait
+"""
+
+
+class ProcessGroups(CorraldTestCase):
+    def forking_service(self, d_dir, port):
+        script = os.path.join(d_dir, "forking.sh")
+        with open(script, "w") as f:
+            f.write(FORKING_WORKER)
+        os.chmod(script, 0o755)
+        helper_file = os.path.join(d_dir, "helper.pid")
+        return helper_file, (
+            f"[service fork]\nexecutable = {script} {helper_file}\n"
+            f"inet_listener = 127.0.0.1:{port}\nprocess_min_avail = 1\n"
+            "first_status_timeout = 1h\n")
+
+    def wait_helper(self, helper_file):
+        def helper():
+            try:
+                with open(helper_file) as f:
+                    return int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                return 0
+        return wait_until(helper, 10, "the helper's pid")
+
+    def test_each_worker_leads_its_own_session_and_group(self):
+        port = free_port()
+        out = os.path.join(self.corrald("").dir, "describe.txt")
+        d = self.corrald(describe_service(port, out)).start()
+        _, facts = read_description(out)
+        self.assertEqual(facts["sid"], facts["pid"])
+        self.assertEqual(facts["pgid"], facts["pid"])
+        self.assertNotEqual(int(facts["pgid"]), os.getpgid(d.proc.pid))
+
+    def test_shutdown_leaves_no_forked_helper_behind(self):
+        d = self.corrald("")
+        helper_file, services = self.forking_service(d.dir, free_port())
+        d = self.corrald(services).start()
+        leader = d.wait_children(1)[0]
+        helper = self.wait_helper(helper_file)
+        self.assertEqual(os.getpgid(helper), leader)
+        self.assertEqual(d.stop(), 0)
+        # corrald has exited: nothing of the group may still run.
+        wait_until(lambda: not process_exists(helper), 5, f"helper {helper} to be gone")
+        self.assertFalse(process_exists(leader))
+
+    def test_leftovers_of_a_dead_leader_are_killed(self):
+        d = self.corrald("")
+        helper_file, services = self.forking_service(d.dir, free_port())
+        d = self.corrald(services).start()
+        leader = d.wait_children(1)[0]
+        helper = self.wait_helper(helper_file)
+        os.kill(leader, signal.SIGKILL)
+        wait_until(lambda: not process_exists(helper), 10, f"helper {helper} to be killed")
+        d.wait_log(rf"service\(fork\): child {leader} killed with signal 9", 10)
+
+
 class StderrLevel(CorraldTestCase):
     def test_plain_stderr_lines_are_info_by_default(self):
         port = free_port()
