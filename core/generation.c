@@ -167,7 +167,11 @@ unsigned corral_generation_quit(corral_generation *generation)
         corral_service *svc = g_ptr_array_index(generation->services, i);
         for (GList *link = svc->processes.head; link != NULL; link = link->next) {
             corral_process_record *record = link->data;
-            if (corral_process_group_signal(record->view.pid, SIGQUIT))
+            /* SIGQUIT is lib-master's "give the ports back"; other servers
+             * had their SIGTERM when the service stopped, and the pause
+             * after this is theirs to finish in. */
+            if (svc->config->protocol.protocol != CORRAL_WORKER_PROTOCOL_DOVECOT ||
+                corral_process_group_signal(record->view.pid, SIGQUIT))
                 sent++;
         }
     }
@@ -182,8 +186,13 @@ unsigned corral_generation_kill_orphans(corral_generation *generation)
         corral_service *svc = g_ptr_array_index(generation->services, i);
         for (GList *link = svc->processes.head; link != NULL; link = link->next) {
             corral_process_record *record = link->data;
-            if (corral_process_group_kill_if_leader_died(record->view.pid))
+            /* A server that has no dead pipe must not outlive corrald. */
+            if (svc->config->protocol.protocol != CORRAL_WORKER_PROTOCOL_DOVECOT) {
+                if (corral_process_group_signal(record->view.pid, SIGKILL))
+                    killed++;
+            } else if (corral_process_group_kill_if_leader_died(record->view.pid)) {
                 killed++;
+            }
         }
     }
     return killed;

@@ -6,6 +6,7 @@
 #define CORRAL_PROCESS_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <corral/policy.h>
@@ -19,6 +20,9 @@ typedef struct corral_process_record {
     guint first_status_timer;     /* armed until the first valid record */
     GList link;                   /* in the service's creation-ordered queue */
     corral_process *shadow_views; /* one per shadow policy, or NULL */
+    /* worker_protocol = systemd: connections held at the last sample. */
+    unsigned connections;
+    bool measured;                /* sampled at least once */
 } corral_process_record;
 
 /* Dovecot's exit text ("child 123 returned error 3", "child 123 killed

@@ -38,6 +38,13 @@ typedef struct corral_spawn_request {
     /* The child leads a new session and process group (setsid()), so that
      * the master can signal it together with everything it forks. */
     bool new_session;
+    /* When set, the child writes its own pid there in decimal (with a NUL,
+     * within own_pid_text_size) before exec: the text may be the tail of
+     * an envp entry, which is how LISTEN_PID names the child itself.  The
+     * pid is not known before clone() returns, and the child shares the
+     * master's memory until exec, so it fills the master's buffer. */
+    char *own_pid_text;
+    size_t own_pid_text_size;
 } corral_spawn_request;
 
 /* The step of the child's setup that failed, for the error message. */

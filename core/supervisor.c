@@ -272,7 +272,7 @@ static void kill_orphans(corral_supervisor *supervisor)
     for (guint i = 0; i < supervisor->retiring->len; i++)
         killed += corral_generation_kill_orphans(g_ptr_array_index(supervisor->retiring, i));
     if (killed > 0)
-        log_info("Killed what %u exited process%s left in their process groups", killed,
+        log_info("Killed what was left of %u process group%s", killed,
                  killed == 1 ? "" : "es");
 }
 

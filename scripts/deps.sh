@@ -6,10 +6,11 @@ set -eu
 # Build: compiler, meson, glib, libltdl, json-glib.  Tests: cmocka, python3
 # (integration harness), valgrind, curl, clang with its libFuzzer runtime,
 # Debian's dovecot-core (interoperability, doveadm), xinetd and ucspi-tcp
-# (benchmark contenders), groff-base (manual page checks).
+# (benchmark contenders), groff-base (manual page checks), python3-uvicorn,
+# gunicorn and git (real servers under worker_protocol = systemd and inetd).
 packages="gcc libc6-dev meson ninja-build pkg-config libglib2.0-dev libltdl-dev
 libjson-glib-dev libcmocka-dev python3 netcat-openbsd valgrind curl clang
-libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base"
+libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base python3-uvicorn gunicorn git"
 
 missing=""
 for pkg in $packages; do
