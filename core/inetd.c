@@ -36,7 +36,6 @@ struct corral_inetd {
     guint pause_timer;
     uint64_t last_refusal_log_sec;
     unsigned refusals_unlogged;
-    corral_inetd_counters counters;
 };
 
 #define inetd_log(inetd, level, fmt, ...) \
@@ -73,11 +72,6 @@ void corral_inetd_free(corral_inetd *inetd)
     g_free(inetd);
 }
 
-corral_inetd_counters corral_inetd_get_counters(const corral_inetd *inetd)
-{
-    return inetd->counters;
-}
-
 static bool below_limit(const corral_inetd *inetd)
 {
     const corral_service_state *st = &inetd->svc->state;
@@ -106,6 +100,12 @@ static void log_refusal(corral_inetd *inetd, const char *what, const char *sourc
               inetd->refusals_unlogged > 0 ? " (and earlier refusals not logged)" : "");
     inetd->last_refusal_log_sec = now_sec;
     inetd->refusals_unlogged = 0;
+}
+
+static void count_drop(corral_inetd *inetd)
+{
+    inetd->svc->connections_dropped++;
+    inetd->svc->last_drop_usec = corral_supervisor_now_usec();
 }
 
 static gboolean on_pause_over(gpointer data)
@@ -201,15 +201,14 @@ static bool serve(corral_inetd *inetd, int fd, const struct sockaddr *peer, sock
     address_text(peer, peer_len, remote_ip, sizeof(remote_ip), remote_port,
                  sizeof(remote_port));
     source = remote_ip[0] != '\0' ? remote_ip : "local";
-    inetd->counters.accepted++;
     if (!cps_allows(inetd)) {
-        inetd->counters.refused_cps++;
+        count_drop(inetd);
         close(fd);
         return false;
     }
     from_source = GPOINTER_TO_UINT(g_hash_table_lookup(inetd->count_of_source, source));
     if (protocol->per_source > 0 && from_source >= protocol->per_source) {
-        inetd->counters.refused_per_source++;
+        count_drop(inetd);
         log_refusal(inetd, "per_source limit reached", source);
         close(fd);
         return false;

@@ -15,7 +15,9 @@
  * Per-source limits as in xinetd: per_source caps the connections served
  * at once for one client address, cps pauses accepting for WAIT seconds
  * once more than RATE connections arrived within one second.  A refused
- * connection is closed at once; the log says so at most once a second.
+ * connection is closed at once and counted as dropped (corralctl status,
+ * corral_service_connections_dropped_total); the log says so at most once
+ * a second.
  */
 #ifndef CORRAL_INETD_H
 #define CORRAL_INETD_H
@@ -40,13 +42,5 @@ bool corral_inetd_spawn_one(corral_inetd *inetd);
 
 /* A process of the service was reaped: its source's count goes down. */
 void corral_inetd_process_exited(corral_inetd *inetd, pid_t pid);
-
-/* Counters for operators. */
-typedef struct corral_inetd_counters {
-    unsigned long long accepted;
-    unsigned long long refused_per_source;
-    unsigned long long refused_cps;
-} corral_inetd_counters;
-corral_inetd_counters corral_inetd_get_counters(const corral_inetd *inetd);
 
 #endif

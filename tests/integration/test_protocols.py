@@ -100,12 +100,13 @@ class Systemd(CorraldTestCase):
         self.assertEqual(name, "sd")
         self.assertEqual(pgid, pid)
         self.assertIn(int(ask(port2).split()[0]), pids)
-        # Counted as started at spawn: available, no status expected.
-        status = d.status("status", "sd")
-        service = status["services"][0] if "services" in status else status
+        # Counted as started and available at spawn: no status expected.
+        service = d.status("status")["services"][0]
+        self.assertEqual(service["worker_protocol"], "systemd")
+        self.assertEqual(service["process_count"], 2)
+        self.assertEqual(service["process_avail"], 2)
         self.assertEqual(d.log_count(r"Initial status notification"), 0)
         self.assertEqual(d.log_count(r"LISTEN_PID"), 0)
-        self.assertTrue(service, status)
         self.assertEqual(d.stop(), 0)
         for p in pids:
             self.assertFalse(process_exists(p))
@@ -224,6 +225,9 @@ class Inetd(CorraldTestCase):
                 self.assertEqual(third.recv(1), b"")  # closed at once
             d.wait_log(r"connection from 127\.0\.0\.1 refused: per_source limit reached", 10)
             self.assertEqual(len(d.children()), 2)
+            service = d.status("status")["services"][0]
+            self.assertEqual(service["worker_protocol"], "inetd")
+            self.assertEqual(service["connections_dropped"], 1)
         finally:
             for s in held:
                 s.close()
