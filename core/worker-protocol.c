@@ -66,8 +66,8 @@ static bool parse_cps(corral_protocol_config *protocol, const char *value, char 
         protocol->cps_limit = (unsigned)rate;
         protocol->cps_wait_secs = (unsigned)wait;
     }
-    g_ptr_array_free(kept, TRUE);
-    g_free(words);
+    g_ptr_array_free(kept, TRUE); /* borrowed from words */
+    g_strfreev(words);
     return ok;
 }
 
