@@ -122,6 +122,7 @@ bool corral_protocol_config_check(corral_service_config *service,
     const corral_protocol_config *protocol = &service->protocol;
     const char *name = corral_worker_protocol_name(protocol->protocol);
     static const char *const inetd_only[] = { "inetd_stderr", "per_source", "cps" };
+    static const char *const preforking_policies[] = { "dynamic", "queue", "static" };
 
     if (protocol->protocol != CORRAL_WORKER_PROTOCOL_INETD) {
         for (size_t i = 0; i < G_N_ELEMENTS(inetd_only); i++) {
@@ -170,6 +171,15 @@ bool corral_protocol_config_check(corral_service_config *service,
         return refuse(key, problem, "process_min_avail",
                       "worker_protocol = inetd starts a process per connection; there are no "
                       "idle processes to keep (process_min_avail must be 0)");
+    /* These keep idle processes ready; an inetd program cannot wait idle,
+     * and a spawn() with no client waiting fails, which they throttle on. */
+    for (size_t i = 0; i < G_N_ELEMENTS(preforking_policies); i++) {
+        if (strcmp(service->policy, preforking_policies[i]) == 0)
+            return refuse(key, problem, "policy",
+                          "policy %s keeps idle processes ready, and worker_protocol = inetd "
+                          "starts one per connection: use dovecot or ondemand",
+                          service->policy);
+    }
     service->client_limit = 1;
     service->service_count = 1;
     return true;

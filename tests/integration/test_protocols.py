@@ -58,6 +58,12 @@ class Refusals(CorraldTestCase):
                            "inet_listener = 127.0.0.1:1\nprocess_min_avail = 2\n")
         self.assertRegex(log, r"50-test\.conf:6: \[service p\] process_min_avail: ")
 
+    def test_inetd_with_a_preforking_policy(self):
+        log = self.refused("executable = /bin/cat\nworker_protocol = inetd\n"
+                           "inet_listener = 127.0.0.1:1\npolicy = dynamic\n")
+        self.assertRegex(log, r"50-test\.conf:6: \[service p\] policy: policy dynamic keeps "
+                              r"idle processes ready")
+
     def test_systemd_with_service_count(self):
         log = self.refused(f"executable = {SD_ECHO}\nworker_protocol = systemd\n"
                            "inet_listener = 127.0.0.1:1\nservice_count = 1\n")
