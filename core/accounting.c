@@ -11,7 +11,7 @@ unsigned corral_account_status(corral_service_state *st, corral_process *proc, u
     proc->last_status_usec = now_usec;
     proc->initialized = true;
     if (count < old_count) {
-        proc->clients_served += old_count - count;
+        proc->clients_seen += old_count - count;
         proc->idle_since_usec = 0;
     }
     if (old_count > 0 && count == 0)

@@ -77,10 +77,13 @@ static void log_line(const corral_child_log *log, const char *line)
     corral_child_log_parse(line, &parsed);
     if (parsed.option)
         return;
+    corral_log_about about = { log->service_name, NULL, (int)parsed.pid };
+
     if (parsed.pid != 0)
-        corral_log(parsed.level, "%s(%d): %s", log->service_name, (int)parsed.pid, parsed.text);
+        corral_log_about_line(parsed.level, &about, "%s(%d): %s", log->service_name,
+                              (int)parsed.pid, parsed.text);
     else
-        corral_log(log->raw_level, "%s: %s", log->service_name, parsed.text);
+        corral_log_about_line(log->raw_level, &about, "%s: %s", log->service_name, parsed.text);
 }
 
 static void flush_lines(corral_child_log *log)

@@ -22,20 +22,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log.h"
+
 #define MIB (G_GUINT64_CONSTANT(1) << 20)
 
-/* Dovecot's defaults: default_process_limit, default_client_limit,
- * default_idle_kill, default_vsz_limit and the unix_listener mode. */
-#define DEFAULT_POLICY "dovecot"
-#define DEFAULT_PROCESS_LIMIT 100u
-#define DEFAULT_CLIENT_LIMIT 1000u
-#define DEFAULT_IDLE_KILL_SECS 60u
-#define DEFAULT_VSZ_LIMIT (256 * MIB)
+#define DEFAULT_POLICY CORRAL_DEFAULT_POLICY
+#define DEFAULT_PROCESS_LIMIT CORRAL_DEFAULT_PROCESS_LIMIT
+#define DEFAULT_CLIENT_LIMIT CORRAL_DEFAULT_CLIENT_LIMIT
+#define DEFAULT_IDLE_KILL_SECS CORRAL_DEFAULT_IDLE_KILL_SECS
+#define DEFAULT_VSZ_LIMIT CORRAL_DEFAULT_VSZ_LIMIT
 #define MIN_VSZ_LIMIT MIB
-#define DEFAULT_FIRST_STATUS_TIMEOUT_MSECS 30000u
-#define DEFAULT_STATUS_BATCH_MSECS 5u
+#define DEFAULT_FIRST_STATUS_TIMEOUT_MSECS CORRAL_DEFAULT_FIRST_STATUS_TIMEOUT_MSECS
+#define DEFAULT_STATUS_BATCH_MSECS CORRAL_DEFAULT_STATUS_BATCH_MSECS
 #define MAX_STATUS_BATCH_MSECS 1000u
-#define DEFAULT_UNIX_LISTENER_MODE 0600u
+#define DEFAULT_UNIX_LISTENER_MODE CORRAL_DEFAULT_UNIX_LISTENER_MODE
 #define MIN_LISTEN_BACKLOG 4u
 /* Far beyond what one machine runs; catches a slipped digit. */
 #define MAX_PROCESS_LIMIT 1000000u
@@ -717,6 +717,30 @@ static bool set_metrics_listener(corral_config *config, const char *value, char 
     return true;
 }
 
+/* The least important lines corrald writes; a reload changes it. */
+static bool set_log_level(corral_config *config, const char *value, char **problem)
+{
+    corral_level level;
+
+    if (!corral_log_level_from_name(value, &level)) {
+        set_problem(problem, "'%s' is not a log level (use debug, info, warning or error)",
+                    value);
+        return false;
+    }
+    config->log_level = (int)level;
+    return true;
+}
+
+/* The group whose members may read corralctl's views (status, processes,
+ * journal, metrics) but change nothing; resolved when the socket opens. */
+static bool set_control_group(corral_config *config, const char *value, char **problem)
+{
+    (void)problem;
+    g_free(config->control_group);
+    config->control_group = *value != '\0' ? g_strdup(value) : NULL;
+    return true;
+}
+
 static const struct {
     const char *key;
     corral_key_handler *apply;
@@ -726,6 +750,8 @@ static const struct {
     { "reload_kill_timeout", set_reload_kill_timeout },
     { "log_path", set_log_path },
     { "metrics_listener", set_metrics_listener },
+    { "control_group", set_control_group },
+    { "log_level", set_log_level },
 };
 
 static corral_key_handler *find_corral_key(const char *key)
@@ -1329,7 +1355,6 @@ static bool finish_service(service_draft *draft, const config_file *file, const 
                            GError **error)
 {
     corral_service_config *service = draft->service;
-    guint64 backlog;
 
     if (!draft->have_executable) {
         fail(error, CORRAL_CONFIG_ERROR_VALUE, file, group, "executable",
@@ -1349,16 +1374,25 @@ static bool finish_service(service_draft *draft, const config_file *file, const 
              service->process_min_avail, service->process_limit);
         return false;
     }
-    backlog = draft->have_listen_backlog
-                  ? draft->listen_backlog
-                  : (guint64)service->process_limit * service->client_limit;
-    service->listen_backlog = (int)CLAMP(backlog, MIN_LISTEN_BACKLOG, (guint64)INT_MAX);
+    if (draft->have_listen_backlog)
+        service->listen_backlog = (int)CLAMP(draft->listen_backlog, MIN_LISTEN_BACKLOG,
+                                             (guint64)INT_MAX);
+    else
+        service->listen_backlog =
+            corral_config_default_backlog(service->process_limit, service->client_limit);
 
     /* Unix listeners come first in the fd layout, as in Dovecot. */
     if (!add_unix_listeners(draft, file, group, error) ||
         !add_inet_listeners(draft, file, group, error))
         return false;
     return check_protocol(draft, file, group, error);
+}
+
+int corral_config_default_backlog(unsigned process_limit, unsigned client_limit)
+{
+    guint64 backlog = (guint64)process_limit * client_limit;
+
+    return (int)CLAMP(backlog, MIN_LISTEN_BACKLOG, (guint64)INT_MAX);
 }
 
 static corral_service_config *service_config_new(const char *name, const char *path)
@@ -1513,7 +1547,8 @@ corral_config *corral_config_load(const char *main_file, GError **error)
     g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
     config = g_new0(corral_config, 1);
-    config->reload_kill_timeout_msecs = 6000;
+    config->reload_kill_timeout_msecs = CORRAL_DEFAULT_RELOAD_KILL_TIMEOUT_MSECS;
+    config->log_level = CORRAL_LEVEL_INFO;
     config->main_file = g_canonicalize_filename(main_file, NULL);
     config->dir = g_path_get_dirname(config->main_file);
     config->services = g_ptr_array_new_with_free_func(service_config_free);
@@ -1543,6 +1578,7 @@ void corral_config_free(corral_config *config)
     g_free(config->policy_dir);
     g_free(config->log_path);
     g_free(config->metrics_address);
+    g_free(config->control_group);
     g_ptr_array_unref(config->services);
     g_free(config);
 }

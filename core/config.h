@@ -31,6 +31,18 @@ typedef enum {
     CORRAL_CONFIG_ERROR_DUPLICATE,
 } CorralConfigError;
 
+/* Defaults, most of them Dovecot's (default_process_limit, default_client_limit,
+ * default_idle_kill, default_vsz_limit, the unix_listener mode). */
+#define CORRAL_DEFAULT_POLICY "dovecot"
+#define CORRAL_DEFAULT_PROCESS_LIMIT 100u
+#define CORRAL_DEFAULT_CLIENT_LIMIT 1000u
+#define CORRAL_DEFAULT_IDLE_KILL_SECS 60u
+#define CORRAL_DEFAULT_VSZ_LIMIT (G_GUINT64_CONSTANT(256) << 20)
+#define CORRAL_DEFAULT_FIRST_STATUS_TIMEOUT_MSECS 30000u
+#define CORRAL_DEFAULT_STATUS_BATCH_MSECS 5u
+#define CORRAL_DEFAULT_UNIX_LISTENER_MODE 0600u
+#define CORRAL_DEFAULT_RELOAD_KILL_TIMEOUT_MSECS 6000u
+
 typedef enum {
     CORRAL_LISTENER_INET,
     CORRAL_LISTENER_UNIX,
@@ -89,6 +101,9 @@ typedef struct corral_config {
     char *policy_dir;        /* [corral] policy_dir, absolute; NULL if unset */
     char *log_path;          /* [corral] log_path, absolute; NULL: log to stderr */
     char *metrics_address;   /* [corral] metrics_listener address; NULL if off */
+    int log_level;           /* [corral] log_level, a corral_level; default info */
+    char *control_group;     /* [corral] control_group: may run corralctl's
+                              * read-only commands; NULL if unset */
     guint16 metrics_port;
     unsigned reload_kill_timeout_msecs; /* old processes get SIGTERM, then
                                          * SIGKILL, this long after a reload;
@@ -109,6 +124,10 @@ const corral_service_config *corral_config_find_service(const corral_config *con
  * running corrald even while a service group is being edited.  NULL with
  * `error` set when a file cannot be read or parsed. */
 char *corral_config_read_base_dir(const char *main_file, GError **error);
+
+/* The listen backlog a service gets unless it sets one: room for every
+ * client every process could take, at least a few. */
+int corral_config_default_backlog(unsigned process_limit, unsigned client_limit);
 
 /* Value parsers shared with the policy-key validation.
  * Durations: "60" (in `bare_unit_msecs` units), "500ms", "60s", "2m", "1h",

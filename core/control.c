@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include "control.h"
 
+#include <errno.h>
+#include <grp.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "corral-build.h"
 #include "log.h"
 #include "metrics.h"
 #include "report.h"
@@ -20,6 +24,8 @@ struct corral_control {
     corral_supervisor *supervisor;
     corral_listener_config socket;
     corral_stream_server *server;
+    gint64 last_refusal_log_usec;
+    unsigned refusals_unlogged;
 };
 
 /* ------------------------------------------------------------------ */
@@ -73,6 +79,8 @@ static void add_service(JsonBuilder *builder, const corral_service *svc)
     add_bool(builder, "listening", r.listening);
     add_bool(builder, "listen_pending", r.listen_pending);
     add_int(builder, "queued", r.queued);
+    add_int(builder, "queued_max", r.queued_max);
+    add_int(builder, "process_limit_reached", (int64_t)r.process_limit_reached);
     add_int(builder, "processes_spawned", (int64_t)r.processes_spawned);
     add_int(builder, "connections_dropped", (int64_t)r.connections_dropped);
     add_time(builder, "last_drop", r.last_drop);
@@ -95,13 +103,16 @@ static void add_process(JsonBuilder *builder, const corral_service *svc,
     add_int(builder, "pid", r.pid);
     add_string(builder, "service", r.service);
     add_int(builder, "available_count", r.available_count);
-    add_int(builder, "clients_served", (int64_t)r.clients_served);
+    add_int(builder, "clients_seen", (int64_t)r.clients_seen);
     add_bool(builder, "initialized", r.initialized);
     add_time(builder, "started", r.started);
     add_time(builder, "idle_since", r.idle_since);
     add_time(builder, "last_status", r.last_status);
     add_time(builder, "last_kill", r.last_kill);
     add_int(builder, "age_secs", (int64_t)r.age_secs);
+    add_int(builder, "rss_bytes", (int64_t)r.rss_bytes);
+    json_builder_set_member_name(builder, "cpu_secs");
+    json_builder_add_double_value(builder, (double)r.cpu_usecs / 1e6);
     json_builder_end_object(builder);
 }
 
@@ -175,6 +186,32 @@ static GPtrArray *select_services(corral_control *control, corral_stream_client 
     return selected;
 }
 
+/* corrald itself: what runs, since when, from which file, and how the
+ * last reload went. */
+static void add_daemon(JsonBuilder *builder, corral_supervisor *supervisor)
+{
+    corral_reload_outcome reload;
+
+    corral_supervisor_last_reload(supervisor, &reload);
+    json_builder_set_member_name(builder, "corrald");
+    json_builder_begin_object(builder);
+    add_string(builder, "version", CORRAL_VERSION);
+    add_int(builder, "pid", getpid());
+    add_time(builder, "started", corral_supervisor_start_usec(supervisor) / G_USEC_PER_SEC);
+    add_string(builder, "config", corral_supervisor_config(supervisor)->main_file);
+    json_builder_set_member_name(builder, "last_reload");
+    json_builder_begin_object(builder);
+    add_time(builder, "time", reload.time_usec / G_USEC_PER_SEC);
+    add_bool(builder, "ok", reload.ok);
+    json_builder_set_member_name(builder, "error");
+    if (reload.error != NULL)
+        json_builder_add_string_value(builder, reload.error);
+    else
+        json_builder_add_null_value(builder);
+    json_builder_end_object(builder);
+    json_builder_end_object(builder);
+}
+
 static void command_status(corral_control *control, corral_stream_client *client, char **args)
 {
     GPtrArray *services = select_services(control, client, args);
@@ -184,6 +221,7 @@ static void command_status(corral_control *control, corral_stream_client *client
         return;
     builder = json_builder_new();
     json_builder_begin_object(builder);
+    add_daemon(builder, control->supervisor);
     json_builder_set_member_name(builder, "services");
     json_builder_begin_array(builder);
     for (guint i = 0; i < services->len; i++)
@@ -422,17 +460,45 @@ typedef void command_fn(corral_control *control, corral_stream_client *client, c
 static const struct {
     const char *name;
     command_fn *run;
+    bool changes_state;  /* refused to control_group members */
 } commands[] = {
-    { "status", command_status },
-    { "processes", command_processes },
-    { "journal", command_journal },
-    { "metrics", command_metrics },
-    { "reload", command_reload },
-    { "stop", command_stop },
-    { "service-stop", command_service_stop },
-    { "service-start", command_service_start },
-    { "kill", command_kill },
+    { "status", command_status, false },
+    { "processes", command_processes, false },
+    { "journal", command_journal, false },
+    { "metrics", command_metrics, false },
+    { "reload", command_reload, true },
+    { "stop", command_stop, true },
+    { "service-stop", command_service_stop, true },
+    { "service-start", command_service_start, true },
+    { "kill", command_kill, true },
 };
+
+/* Root and corrald's own uid may do anything; anyone else got in through
+ * control_group's permission on the socket and may only look. */
+static bool may_change_state(const corral_stream_client *client)
+{
+    uid_t uid;
+
+    return corral_stream_client_peer_uid(client, &uid) && (uid == 0 || uid == geteuid());
+}
+
+/* A member of control_group can repeat a refused command at will: one
+ * warning a second at most. */
+static void log_refusal(corral_control *control, corral_stream_client *client,
+                        const char *command)
+{
+    gint64 now = g_get_monotonic_time();
+
+    if (now - control->last_refusal_log_usec < G_USEC_PER_SEC) {
+        control->refusals_unlogged++;
+        return;
+    }
+    log_warning("control: refused '%s' to %s: control_group members may only read%s",
+                command, corral_stream_client_peer(client),
+                control->refusals_unlogged > 0 ? " (and refusals not logged before)" : "");
+    control->last_refusal_log_usec = now;
+    control->refusals_unlogged = 0;
+}
 
 static void dispatch(corral_control *control, corral_stream_client *client, char *line)
 {
@@ -441,6 +507,14 @@ static void dispatch(corral_control *control, corral_stream_client *client, char
     for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
         if (words[0] != NULL && strcmp(words[0], commands[i].name) == 0) {
             log_debug("control: %s from %s", words[0], corral_stream_client_peer(client));
+            if (commands[i].changes_state && !may_change_state(client)) {
+                log_refusal(control, client, words[0]);
+                answer_error(client, CORRAL_CONTROL_ERROR_PERMISSION,
+                             "'%s' changes corrald's state; members of control_group may only "
+                             "run status, processes, journal and metrics", words[0]);
+                g_strfreev(words);
+                return;
+            }
             corral_supervisor_drain_status(control->supervisor);
             commands[i].run(control, client, words + 1);
             g_strfreev(words);
@@ -483,19 +557,36 @@ static const corral_stream_protocol control_protocol = {
 };
 
 corral_control *corral_control_open(corral_supervisor *supervisor, const char *base_dir,
-                                    GError **error)
+                                    const char *control_group, GError **error)
 {
     corral_control *control = g_new0(corral_control, 1);
+    struct group *group = NULL;
 
+    if (control_group != NULL && (group = getgrnam(control_group)) == NULL) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
+                    "control_group: unknown group '%s'", control_group);
+        g_free(control);
+        return NULL;
+    }
     control->supervisor = supervisor;
     control->socket.kind = CORRAL_LISTENER_UNIX;
     control->socket.name = g_strdup(CORRAL_CONTROL_SOCKET_NAME);
     control->socket.path = g_build_filename(base_dir, CORRAL_CONTROL_SOCKET_NAME, NULL);
-    control->socket.mode = 0600;
+    control->socket.mode = group != NULL ? 0660 : 0600;
     control->server = corral_stream_server_open(&control->socket, &control_protocol, control,
                                                 error);
     if (control->server == NULL) {
         g_prefix_error(error, "control socket: ");
+        corral_control_free(control);
+        return NULL;
+    }
+    /* Until this chown the socket belongs to corrald's own group, whose
+     * members could connect; they are not corrald's uid, so they too may
+     * only look. */
+    if (group != NULL && chown(control->socket.path, (uid_t)-1, group->gr_gid) < 0) {
+        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_IO,
+                    "control_group: cannot give %s to group '%s': %s", control->socket.path,
+                    control_group, g_strerror(errno));
         corral_control_free(control);
         return NULL;
     }

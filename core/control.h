@@ -35,12 +35,17 @@
 #define CORRAL_CONTROL_ERROR_USAGE "usage"              /* malformed request */
 #define CORRAL_CONTROL_ERROR_UNKNOWN_SERVICE "unknown-service"
 #define CORRAL_CONTROL_ERROR_FAILED "failed"            /* the command failed */
+#define CORRAL_CONTROL_ERROR_PERMISSION "permission"    /* read-only client, changing command */
 
 typedef struct corral_control corral_control;
 
-/* Opens base_dir/corral.sock and serves it on the main loop. */
+/* Opens base_dir/corral.sock and serves it on the main loop.  The socket
+ * is mode 0600; with a `control_group` (may be NULL) it is 0660 and owned
+ * by that group, whose members may run the commands that only read
+ * (status, processes, journal, metrics).  Every other command needs the
+ * uid corrald runs as, or root; others are refused with "permission". */
 corral_control *corral_control_open(corral_supervisor *supervisor, const char *base_dir,
-                                    GError **error);
+                                    const char *control_group, GError **error);
 /* Closes the socket; clients still connected (a waiting "stop") read EOF. */
 void corral_control_free(corral_control *control);
 

@@ -164,7 +164,9 @@ static void host_log(corral_service *svc, corral_log_level level, const char *fm
     va_start(args, fmt);
     vsnprintf(text, sizeof(text), fmt, args);
     va_end(args);
-    corral_log(level_from_policy(level), "service(%s): %s", svc->config->name, text);
+    corral_log_about_line(level_from_policy(level),
+                          &(corral_log_about){ svc->config->name, svc->policy_module->name, 0 },
+                          "service(%s): %s", svc->config->name, text);
 }
 
 static void host_sample_load(corral_service *svc, unsigned interval_msecs)

@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 static bool log_to_journal;
-static bool log_debug_enabled;
+static bool log_debug_forced;
+static corral_level log_min_level = CORRAL_LEVEL_INFO;
 /* The [corral] log_path file while one is in use, else -1 (stderr). */
 static int log_file_fd = -1;
 static char *log_file_path;
@@ -34,6 +35,24 @@ static const int level_priorities[] = {
     [CORRAL_LEVEL_FATAL] = 2,
 };
 
+static const char *const level_keys[] = {
+    [CORRAL_LEVEL_DEBUG] = "debug",
+    [CORRAL_LEVEL_INFO] = "info",
+    [CORRAL_LEVEL_WARNING] = "warning",
+    [CORRAL_LEVEL_ERROR] = "error",
+};
+
+/* GLib's levels, which its journald writer is given along the fields. */
+static const GLogLevelFlags level_flags[] = {
+    [CORRAL_LEVEL_DEBUG] = G_LOG_LEVEL_DEBUG,
+    [CORRAL_LEVEL_INFO] = G_LOG_LEVEL_INFO,
+    [CORRAL_LEVEL_WARNING] = G_LOG_LEVEL_WARNING,
+    [CORRAL_LEVEL_ERROR] = G_LOG_LEVEL_CRITICAL,
+    [CORRAL_LEVEL_FATAL] = G_LOG_LEVEL_ERROR,
+};
+
+/* systemd's documented way of saying that stderr is the journal:
+ * JOURNAL_STREAM holds stderr's device and inode. */
 static bool stderr_is_journal(void)
 {
     const char *stream = getenv("JOURNAL_STREAM");
@@ -52,12 +71,36 @@ void corral_log_init(void)
     const char *debug = getenv("CORRAL_DEBUG");
 
     log_to_journal = stderr_is_journal();
-    log_debug_enabled = debug != NULL && *debug != '\0' && strcmp(debug, "0") != 0;
+    log_debug_forced = debug != NULL && *debug != '\0' && strcmp(debug, "0") != 0;
 }
 
 void corral_log_set_debug(bool enabled)
 {
-    log_debug_enabled = enabled;
+    log_debug_forced = enabled;
+}
+
+bool corral_log_set_level(corral_level level)
+{
+    bool changed = level != log_min_level;
+
+    log_min_level = MIN(level, CORRAL_LEVEL_ERROR);
+    return changed;
+}
+
+bool corral_log_level_from_name(const char *name, corral_level *level)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(level_keys); i++) {
+        if (g_ascii_strcasecmp(name, level_keys[i]) == 0) {
+            *level = (corral_level)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *corral_log_level_name(corral_level level)
+{
+    return level < G_N_ELEMENTS(level_keys) ? level_keys[level] : "error";
 }
 
 static int open_log_file(const char *path, GError **error)
@@ -129,28 +172,55 @@ static void write_line(const char *line, size_t len)
     }
 }
 
-void corral_logv(corral_level level, const char *fmt, va_list args)
+/* One structured entry for journald; false if the journal did not take it. */
+static bool send_to_journal(corral_level level, const corral_log_about *about, const char *text)
+{
+    char priority[4], pid[16];
+    GLogField fields[6];
+    gsize count = 0;
+
+    g_snprintf(priority, sizeof(priority), "%d", level_priorities[level]);
+    fields[count++] = (GLogField){ "MESSAGE", text, -1 };
+    fields[count++] = (GLogField){ "PRIORITY", priority, -1 };
+    fields[count++] = (GLogField){ "SYSLOG_IDENTIFIER", "corrald", -1 };
+    if (about != NULL && about->service != NULL)
+        fields[count++] = (GLogField){ "SERVICE", about->service, -1 };
+    if (about != NULL && about->policy != NULL)
+        fields[count++] = (GLogField){ "POLICY", about->policy, -1 };
+    if (about != NULL && about->pid > 0) {
+        g_snprintf(pid, sizeof(pid), "%d", about->pid);
+        fields[count++] = (GLogField){ "PID", pid, -1 };
+    }
+    return g_log_writer_journald(level_flags[level], fields, count, NULL) ==
+           G_LOG_WRITER_HANDLED;
+}
+
+void corral_log_aboutv(corral_level level, const corral_log_about *about, const char *fmt,
+                       va_list args)
 {
     char text[4096];
-    char stamp[32];
+    char stamp[32], zone[8];
     char line[4200];
     struct timeval now;
     struct tm tm;
     int len;
 
-    if (level == CORRAL_LEVEL_DEBUG && !log_debug_enabled)
+    if (level < log_min_level && !(log_debug_forced && level == CORRAL_LEVEL_DEBUG))
         return;
     vsnprintf(text, sizeof(text), fmt, args);
 
     if (log_to_journal && log_file_fd < 0) {
+        if (send_to_journal(level, about, text))
+            return;
         len = snprintf(line, sizeof(line), "<%d>%s: %s\n", level_priorities[level],
                        level_names[level], text);
     } else {
         gettimeofday(&now, NULL);
         localtime_r(&now.tv_sec, &tm);
         strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-        len = snprintf(line, sizeof(line), "%s.%03ld %s: %s\n", stamp,
-                       (long)(now.tv_usec / 1000), level_names[level], text);
+        strftime(zone, sizeof(zone), "%z", &tm);
+        len = snprintf(line, sizeof(line), "%s.%03ld %s %s: %s\n", stamp,
+                       (long)(now.tv_usec / 1000), zone, level_names[level], text);
     }
     if (len < 0)
         return;
@@ -159,6 +229,21 @@ void corral_logv(corral_level level, const char *fmt, va_list args)
         line[len - 1] = '\n';
     }
     write_line(line, (size_t)len);
+}
+
+void corral_log_about_line(corral_level level, const corral_log_about *about,
+                           const char *fmt, ...)
+{
+    va_list args;
+
+    va_start(args, fmt);
+    corral_log_aboutv(level, about, fmt, args);
+    va_end(args);
+}
+
+void corral_logv(corral_level level, const char *fmt, va_list args)
+{
+    corral_log_aboutv(level, NULL, fmt, args);
 }
 
 void corral_log(corral_level level, const char *fmt, ...)

@@ -2,10 +2,15 @@
 /*
  * log.h - the master's own log.
  *
- * Lines go to stderr as "YYYY-MM-DD HH:MM:SS.mmm Level: text".  When
- * stderr is connected to journald (JOURNAL_STREAM names it), timestamps are
- * left to the journal and each line carries a "<N>" priority prefix, which
- * journald's stream protocol turns into the entry's priority.
+ * Lines go to stderr as "YYYY-MM-DD HH:MM:SS.mmm +ZZZZ Level: text", the
+ * local time with its offset from UTC.  When stderr is connected to
+ * journald (JOURNAL_STREAM names it), each line goes to the journal as a
+ * structured entry through GLib's journald writer instead: MESSAGE and
+ * PRIORITY, SYSLOG_IDENTIFIER=corrald and, for a line about a service or
+ * a process, SERVICE, POLICY and PID, so that `journalctl SERVICE=imap`
+ * selects them.  Should the journal's socket refuse the entry, the line is
+ * written to stderr with a "<N>" priority prefix, which journald's stream
+ * protocol understands.
  *
  * With [corral] log_path the same timestamped lines are appended to that
  * file instead.  SIGUSR1 reopens it, so that logrotate can move the file
@@ -28,7 +33,22 @@ typedef enum {
 
 /* Detects journald and reads CORRAL_DEBUG; call once at start. */
 void corral_log_init(void);
+/* -d: debug lines whatever log_level says. */
 void corral_log_set_debug(bool enabled);
+/* [corral] log_level: lines below `level` are dropped (errors never are).
+ * Returns whether the level changed. */
+bool corral_log_set_level(corral_level level);
+/* "debug", "info", "warning", "error"; false for any other name. */
+bool corral_log_level_from_name(const char *name, corral_level *level);
+const char *corral_log_level_name(corral_level level);
+
+/* Who a line is about, for the journal's fields; any member may be unset
+ * (NULL, or 0 for the pid). */
+typedef struct corral_log_about {
+    const char *service;
+    const char *policy;
+    int pid;
+} corral_log_about;
 
 /* Appends the log to `path` from now on (created with mode 0640 if
  * missing).  Returns false, leaving the log where it was, when the file
@@ -45,6 +65,10 @@ void corral_logv(corral_level level, const char *fmt, va_list args)
     __attribute__((format(printf, 2, 0)));
 void corral_log(corral_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+void corral_log_aboutv(corral_level level, const corral_log_about *about, const char *fmt,
+                       va_list args) __attribute__((format(printf, 3, 0)));
+void corral_log_about_line(corral_level level, const corral_log_about *about,
+                           const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define log_debug(...) corral_log(CORRAL_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...) corral_log(CORRAL_LEVEL_INFO, __VA_ARGS__)

@@ -90,7 +90,7 @@ static void process_status(corral_master_socket *master, char **names, GString *
             g_string_append_printf(out,
                                    "\t%d\t%u\t%" G_GUINT64_FORMAT "\t%" G_GINT64_FORMAT
                                    "\t%" G_GINT64_FORMAT "\t%" G_GINT64_FORMAT "\n",
-                                   (int)r.pid, r.available_count, r.clients_served,
+                                   (int)r.pid, r.available_count, r.clients_seen,
                                    r.idle_since, r.last_status, r.last_kill);
         }
     }

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "corral-build.h"
 #include "log.h"
 #include "report.h"
 #include "service.h"
@@ -44,6 +45,8 @@ REPORT_VALUE(throttled_until, r->throttled_until)
 REPORT_VALUE(listening, r->listening)
 REPORT_VALUE(listen_pending, r->listen_pending)
 REPORT_VALUE(queued, r->queued)
+REPORT_VALUE(queued_max, r->queued_max)
+REPORT_VALUE(process_limit_reached, r->process_limit_reached)
 REPORT_VALUE(processes_spawned, r->processes_spawned)
 REPORT_VALUE(connections_dropped, r->connections_dropped)
 REPORT_VALUE(last_drop, r->last_drop)
@@ -72,6 +75,12 @@ static const service_metric service_metrics[] = {
       listen_pending },
     { "corral_service_queued_clients", GAUGE,
       "Clients waiting in the accept queues of the service's TCP listeners.", queued },
+    { "corral_service_queued_clients_max", GAUGE,
+      "The most clients seen waiting in those queues (sampled every second and when full).",
+      queued_max },
+    { "corral_service_process_limit_reached_total", COUNTER,
+      "Times every process became busy at process_limit, so new clients had to wait.",
+      process_limit_reached },
     { "corral_service_processes_spawned_total", COUNTER, "Processes started.",
       processes_spawned },
     { "corral_service_connections_dropped_total", COUNTER,
@@ -80,8 +89,8 @@ static const service_metric service_metrics[] = {
       "When a queued connection was last dropped (unix time); 0 if never.", last_drop },
     { "corral_service_exit_failures_total", COUNTER,
       "Processes that exited with a non-zero status or were killed by a signal.", exit_failures },
-    { "corral_service_exit_failures_in_second", GAUGE,
-      "Failed exits counted in the last second with any, for the exit-storm rule.",
+    { "corral_service_exit_storm_failures", GAUGE,
+      "Failed exits the exit-storm rule counted in the last second that had any.",
       exit_failures_in_sec },
     { "corral_service_status_records_total", COUNTER,
       "Status records read from the service's processes.", status_records },
@@ -157,6 +166,70 @@ static void append_master(GString *out)
     append_value(out, resident_bytes());
 }
 
+static void append_gauge(GString *out, const char *name, const char *help, double value)
+{
+    append_family(out, name, GAUGE, help);
+    g_string_append_printf(out, "%s ", name);
+    append_value(out, value);
+}
+
+/* Each process's memory and CPU time, labelled with its service and pid. */
+static void append_processes(GString *out, GPtrArray *services)
+{
+    static const char *const names[] = { "corral_process_resident_memory_bytes",
+                                         "corral_process_cpu_seconds_total" };
+    static const char *const helps[] = { "Resident memory of a worker process (from /proc).",
+                                         "CPU time, user and system, a worker process has used." };
+
+    for (size_t m = 0; m < G_N_ELEMENTS(names); m++) {
+        append_family(out, names[m], m == 0 ? GAUGE : COUNTER, helps[m]);
+        for (guint i = 0; i < services->len; i++) {
+            const corral_service *svc = g_ptr_array_index(services, i);
+
+            for (GList *link = svc->processes.head; link != NULL; link = link->next) {
+                corral_process_report r;
+
+                corral_process_report_fill(svc, link->data, &r);
+                g_string_append_printf(out, "%s{service=\"", names[m]);
+                append_label_value(out, r.service);
+                g_string_append_printf(out, "\",pid=\"%d\"} ", (int)r.pid);
+                append_value(out, m == 0 ? (double)r.rss_bytes : (double)r.cpu_usecs / 1e6);
+            }
+        }
+    }
+}
+
+/* corrald itself: build, start, the last reload (named as Prometheus
+ * names its own), and which policy each service runs. */
+static void append_daemon(GString *out, corral_supervisor *supervisor,
+                          const corral_service_report *reports, guint count)
+{
+    corral_reload_outcome reload;
+
+    corral_supervisor_last_reload(supervisor, &reload);
+    append_family(out, "corral_build_info", GAUGE, "Always 1; the version of this corrald.");
+    g_string_append(out, "corral_build_info{version=\"");
+    append_label_value(out, CORRAL_VERSION);
+    g_string_append(out, "\"} 1\n");
+    append_gauge(out, "corral_start_time_seconds", "When corrald started (unix time).",
+                 (double)corral_supervisor_start_usec(supervisor) / G_USEC_PER_SEC);
+    append_gauge(out, "corral_config_last_reload_successful",
+                 "1 if the last configuration reload succeeded (or none was tried), else 0.",
+                 reload.ok);
+    append_gauge(out, "corral_config_last_reload_success_timestamp_seconds",
+                 "When the configuration was last loaded successfully (unix time).",
+                 (double)reload.success_usec / G_USEC_PER_SEC);
+    append_family(out, "corral_service_policy_info", GAUGE,
+                  "Always 1; the policy plugin each service runs.");
+    for (guint i = 0; i < count; i++) {
+        g_string_append(out, "corral_service_policy_info{service=\"");
+        append_label_value(out, reports[i].name);
+        g_string_append(out, "\",policy=\"");
+        append_label_value(out, reports[i].policy);
+        g_string_append(out, "\"} 1\n");
+    }
+}
+
 char *corral_metrics_render(corral_supervisor *supervisor)
 {
     GPtrArray *services = corral_supervisor_services(supervisor);
@@ -179,6 +252,8 @@ char *corral_metrics_render(corral_supervisor *supervisor)
             append_value(out, metric->value(&reports[i]));
         }
     }
+    append_processes(out, services);
+    append_daemon(out, supervisor, reports, services->len);
     append_master(out);
     g_free(reports);
     return g_string_free(out, FALSE);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "build-tree.h"
 #include "corral-build.h"
 #include "shadow.h"
 
@@ -29,20 +30,6 @@ static void ltdl_release(void)
         lt_dlexit();
 }
 
-/* The build tree's plugins are found only when this corrald was built
- * there, so an installed corrald never picks up a stale build. */
-static bool running_from_build_tree(void)
-{
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    const char *build_root = CORRAL_BUILD_ROOT;
-
-    if (len <= 0)
-        return false;
-    exe[len] = '\0';
-    return strncmp(exe, build_root, strlen(build_root)) == 0 && exe[strlen(build_root)] == '/';
-}
-
 corral_policy_loader *corral_policy_loader_new(const char *policy_dir,
                                                const corral_policy_loader *previous)
 {
@@ -61,8 +48,10 @@ corral_policy_loader *corral_policy_loader_new(const char *policy_dir,
     g_ptr_array_add(path, g_strdup(CORRAL_PLUGIN_DIR));
     if (policy_dir != NULL)
         g_ptr_array_add(path, g_strdup(policy_dir));
-    if (running_from_build_tree())
-        g_ptr_array_add(path, g_strdup(CORRAL_BUILD_PLUGIN_DIR));
+    /* Only a corrald run from its build folder looks there, so an installed
+     * one never picks up a stale build. */
+    if (corral_build_tree_root() != NULL)
+        g_ptr_array_add(path, g_build_filename(corral_build_tree_root(), "plugins", NULL));
     g_ptr_array_add(path, NULL);
     loader->search_path = (char **)g_ptr_array_free(path, FALSE);
     loader->previous = previous;
@@ -258,8 +247,8 @@ void corral_policy_module_unref(corral_policy_module *module)
     g_free(module);
 }
 
-static bool parse_key_value(const corral_policy_key *key, const char *text,
-                            corral_policy_value *value, char **problem)
+bool corral_policy_key_parse(const corral_policy_key *key, const char *text,
+                             corral_policy_value *value, char **problem)
 {
     guint64 number = 0;
     guint64 max = key->max != 0 ? key->max : G_MAXUINT64;
@@ -290,6 +279,13 @@ static bool parse_key_value(const corral_policy_key *key, const char *text,
     }
     value->u = number;
     return true;
+}
+
+const char *corral_policy_key_default(const corral_policy_key *key)
+{
+    if (key->default_value != NULL)
+        return key->default_value;
+    return key->type == CORRAL_KEY_STRING ? "" : "0";
 }
 
 /* "FILE:LINE" when the line of `key` is known, else "FILE". */
@@ -352,8 +348,8 @@ static corral_policy_value *parse_values(const corral_policy_module *module,
         char *problem = NULL;
 
         if (source == NULL)
-            source = key->type == CORRAL_KEY_STRING ? "" : "0";
-        if (!parse_key_value(key, source, &values[i], &problem)) {
+            source = corral_policy_key_default(key);
+        if (!corral_policy_key_parse(key, source, &values[i], &problem)) {
             char *full = g_strconcat(prefix, key->name, NULL);
             char *where = key_location(service, full);
             g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,

@@ -58,6 +58,12 @@ corral_policy_value *corral_policy_values_parse_prefixed(const corral_policy_mod
                                                          const corral_service_config *service,
                                                          const char *shadow_name,
                                                          GError **error);
+/* Parses one value of `key` (a STRING's copy is g_free()d by the caller);
+ * false with *problem set (g_free it) when it is bad or out of range. */
+bool corral_policy_key_parse(const corral_policy_key *key, const char *text,
+                             corral_policy_value *value, char **problem);
+/* The text a key takes when unset: its declared default, else "" or "0". */
+const char *corral_policy_key_default(const corral_policy_key *key);
 void corral_policy_values_free(const corral_policy_module *module, corral_policy_value *values);
 
 #endif

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "proc-usage.h"
+
 int64_t corral_report_unix_time(uint64_t host_usec)
 {
     int64_t ago_usec;
@@ -39,6 +41,8 @@ void corral_service_report_fill(const corral_service *svc, corral_service_report
                              st->process_count >= st->process_limit;
 
     report->queued = corral_service_queued_clients(svc);
+    report->queued_max = MAX(svc->queued_max, report->queued);
+    report->process_limit_reached = svc->process_limit_reached_total;
     report->processes_spawned = svc->spawned_total;
     report->connections_dropped = svc->connections_dropped;
     report->last_drop = corral_report_unix_time(svc->last_drop_usec);
@@ -55,18 +59,22 @@ void corral_process_report_fill(const corral_service *svc, const corral_process_
                                 corral_process_report *report)
 {
     const corral_process *proc = &record->view;
+    corral_proc_usage usage;
 
     memset(report, 0, sizeof(*report));
     report->service = svc->config->name;
     report->pid = proc->pid;
     report->available_count = proc->available_count;
-    report->clients_served = proc->clients_served;
+    report->clients_seen = proc->clients_seen;
     report->initialized = proc->initialized;
     report->started = corral_report_unix_time(proc->created_usec);
     report->idle_since = corral_report_unix_time(proc->idle_since_usec);
     report->last_status = corral_report_unix_time(proc->last_status_usec);
     report->last_kill = corral_report_unix_time(proc->last_kill_usec);
     report->age_secs = (corral_supervisor_now_usec() - proc->created_usec) / G_USEC_PER_SEC;
+    (void)corral_proc_usage_read(proc->pid, &usage);
+    report->rss_bytes = usage.rss_bytes;
+    report->cpu_usecs = usage.cpu_usecs;
 }
 
 corral_service *corral_report_find_service(corral_supervisor *supervisor, const char *name)

@@ -40,6 +40,9 @@ typedef struct corral_service_report {
      * policy drops them. */
     bool listen_pending;
     unsigned queued;              /* clients in the TCP listeners' accept queues now */
+    unsigned queued_max;          /* the most seen there: sampled every second, when the
+                                   * service fills up and whenever it is reported */
+    uint64_t process_limit_reached; /* times every process became busy at process_limit */
 
     uint64_t processes_spawned;   /* processes started, all time */
     uint64_t connections_dropped; /* queued clients accepted and closed */
@@ -58,13 +61,15 @@ typedef struct corral_process_report {
     const char *service;
     pid_t pid;
     unsigned available_count;
-    uint64_t clients_served;
+    uint64_t clients_seen;        /* a lower bound; see corral_process */
     bool initialized;             /* has sent its first status */
     int64_t started;
     int64_t idle_since;           /* 0 while busy */
     int64_t last_status;
     int64_t last_kill;
     uint64_t age_secs;
+    uint64_t rss_bytes;           /* from /proc; 0 when it cannot be read */
+    uint64_t cpu_usecs;           /* user + system */
 } corral_process_report;
 
 void corral_service_report_fill(const corral_service *svc, corral_service_report *report);

@@ -36,12 +36,15 @@ static void send_message(const char *message)
                   g_strerror(errno));
 }
 
-/* "2 services, 7 processes" for the running configuration. */
+/* "2 services, 7 processes" for the running configuration, and why the
+ * last reload failed while it stands failed. */
 static char *summary(void)
 {
     corral_supervisor *supervisor = corral_supervisor_get();
+    corral_reload_outcome reload;
     GPtrArray *services;
     unsigned processes = 0;
+    GString *text;
 
     if (supervisor == NULL)
         return g_strdup("starting");
@@ -50,9 +53,21 @@ static char *summary(void)
         const corral_service *svc = g_ptr_array_index(services, i);
         processes += svc->state.process_count;
     }
-    return g_strdup_printf("%u service%s, %u process%s", services->len,
-                           services->len == 1 ? "" : "s", processes,
-                           processes == 1 ? "" : "es");
+    text = g_string_new(NULL);
+    g_string_printf(text, "%u service%s, %u process%s", services->len,
+                    services->len == 1 ? "" : "s", processes, processes == 1 ? "" : "es");
+    corral_supervisor_last_reload(supervisor, &reload);
+    if (!reload.ok) {
+        /* STATUS= is one line. */
+        gsize start = text->len;
+
+        g_string_append_printf(text, "; last reload failed: %s", reload.error);
+        for (gsize i = start; i < text->len; i++) {
+            if (text->str[i] == '\n')
+                text->str[i] = ' ';
+        }
+    }
+    return g_string_free(text, FALSE);
 }
 
 /* Sends `state` (may be NULL) together with the summary, which it makes

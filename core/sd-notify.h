@@ -8,7 +8,8 @@
  * KEY=VALUE lines: READY=1 once every listener is open and every service
  * started, RELOADING=1 and READY=1 around a reload, STOPPING=1 when
  * shutdown begins, and STATUS= with a one-line summary ("2 services,
- * 7 processes") whenever it changes.  When WATCHDOG_USEC is set (and
+ * 7 processes", followed by "; last reload failed: WHY" until a reload
+ * succeeds) whenever it changes.  When WATCHDOG_USEC is set (and
  * WATCHDOG_PID is unset or ours), WATCHDOG=1 goes out every half period
  * for as long as the main loop runs.  Without NOTIFY_SOCKET every call is
  * a no-op.

@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +11,9 @@
 #include <unistd.h>
 
 #include "accounting.h"
+#include "build-tree.h"
 #include "corral-build.h"
+#include "credentials.h"
 #include "inetd.h"
 #include "listener.h"
 #include "load-sampler.h"
@@ -44,8 +44,12 @@ struct corral_timer {
     void *data;
 };
 
-#define svc_log(svc, level, fmt, ...) \
-    corral_log(level, "service(%s): " fmt, (svc)->config->name, ##__VA_ARGS__)
+/* Lines about a service carry its name and policy as journal fields. */
+#define svc_log(svc, level, fmt, ...)                                                   \
+    corral_log_about_line(level,                                                        \
+                          &(corral_log_about){ (svc)->config->name,                      \
+                                               (svc)->policy_module->name, 0 },          \
+                          "service(%s): " fmt, (svc)->config->name, ##__VA_ARGS__)
 
 /* Policy callbacks run only while the service is monitored; during a stop
  * the core alone finishes the work. */
@@ -78,22 +82,26 @@ static char *tab_escape(const char *text)
     return g_string_free(out, FALSE);
 }
 
-/* A bare name is looked up in the installed libexec folder, then in the
- * build tree's examples; a relative path is taken from the config folder. */
+/* A bare name is looked up in the installed libexec folder, then, for a
+ * corrald run from its build folder, in that build's examples; a relative
+ * path is taken from the config folder. */
 static char *resolve_executable(const char *word, const char *config_dir)
 {
-    const char *candidates[] = { CORRAL_LIBEXEC_DIR, CORRAL_BUILD_EXAMPLES_DIR };
+    const char *build_root = corral_build_tree_root();
+    char *path;
 
     if (g_path_is_absolute(word))
         return g_strdup(word);
     if (strchr(word, '/') != NULL)
         return g_build_filename(config_dir, word, NULL);
-    for (size_t i = 0; i < G_N_ELEMENTS(candidates); i++) {
-        char *path = g_build_filename(candidates[i], word, NULL);
-        if (access(path, X_OK) == 0)
-            return path;
-        g_free(path);
-    }
+    path = g_build_filename(CORRAL_LIBEXEC_DIR, word, NULL);
+    if (access(path, X_OK) == 0 || build_root == NULL)
+        return path;
+    g_free(path);
+    path = g_build_filename(build_root, "examples", word, NULL);
+    if (access(path, X_OK) == 0)
+        return path;
+    g_free(path);
     return g_build_filename(CORRAL_LIBEXEC_DIR, word, NULL);
 }
 
@@ -237,71 +245,19 @@ static void prepare_environment(corral_service *svc)
 static bool prepare_credentials(corral_service *svc, GError **error)
 {
     const corral_service_config *config = svc->config;
+    corral_credentials credentials;
 
-    svc->uid = (uid_t)-1;
-    svc->gid = (gid_t)-1;
-    svc->group_count = -1;
-    if (geteuid() != 0) {
-        if (config->user != NULL || config->group != NULL || config->extra_groups != NULL ||
-            config->chroot != NULL)
-            svc_log(svc, CORRAL_LEVEL_WARNING,
-                    "corrald is not root: user, group, extra_groups and chroot are not "
-                    "applied; processes run as uid %u", (unsigned)geteuid());
-        return true;
-    }
-    if (config->user != NULL) {
-        struct passwd *pw = getpwnam(config->user);
-        if (pw == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [service %s] user: unknown user '%s'", config->file, config->name,
-                        config->user);
-            return false;
-        }
-        svc->uid = pw->pw_uid;
-        svc->gid = pw->pw_gid;
-        svc->group_count = 0;
-    }
-    if (config->group != NULL) {
-        struct group *gr = getgrnam(config->group);
-        if (gr == NULL) {
-            g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                        "%s: [service %s] group: unknown group '%s'", config->file,
-                        config->name, config->group);
-            return false;
-        }
-        svc->gid = gr->gr_gid;
-        svc->group_count = 0;
-    }
-    if (config->extra_groups != NULL) {
-        char **names = g_strsplit(config->extra_groups, ",", -1);
-        svc->groups = g_new0(gid_t, g_strv_length(names) + 1);
-        svc->group_count = 0;
-        for (char **name = names; *name != NULL; name++) {
-            char *trimmed = g_strstrip(*name);
-            struct group *gr;
-            if (*trimmed == '\0')
-                continue;
-            gr = getgrnam(trimmed);
-            if (gr == NULL) {
-                g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                            "%s: [service %s] extra_groups: unknown group '%s'", config->file,
-                            config->name, trimmed);
-                g_strfreev(names);
-                return false;
-            }
-            svc->groups[svc->group_count++] = gr->gr_gid;
-        }
-        g_strfreev(names);
-    }
-    /* A worker is the first thing a client talks to: root must be asked
-     * for, never the default. */
-    if ((svc->uid == (uid_t)-1 || svc->uid == 0) && !config->allow_root) {
-        g_set_error(error, CORRAL_CONFIG_ERROR, CORRAL_CONFIG_ERROR_VALUE,
-                    "%s: [service %s] user: the service would run as root; set user = NAME, "
-                    "or allow_root = yes to run it as root deliberately", config->file,
-                    config->name);
+    if (geteuid() != 0 && (config->user != NULL || config->group != NULL ||
+                           config->extra_groups != NULL || config->chroot != NULL))
+        svc_log(svc, CORRAL_LEVEL_WARNING,
+                "corrald is not root: user, group, extra_groups and chroot are not "
+                "applied; processes run as uid %u", (unsigned)geteuid());
+    if (!corral_credentials_resolve(config, &credentials, error))
         return false;
-    }
+    svc->uid = credentials.uid;
+    svc->gid = credentials.gid;
+    svc->groups = credentials.groups;
+    svc->group_count = credentials.group_count;
     return true;
 }
 
@@ -463,6 +419,18 @@ static void remove_all_timers(corral_service *svc)
 /* ------------------------------------------------------------------ */
 /* Status records.                                                      */
 
+/* Called when a process has just become busy: is every process now busy
+ * at process_limit?  Only a process going to 0 free slots can make it so. */
+static void note_if_full(corral_service *svc)
+{
+    const corral_service_state *st = &svc->state;
+
+    if (st->process_avail == 0 && st->process_count >= st->process_limit) {
+        svc->process_limit_reached_total++;
+        corral_service_sample_queue(svc);
+    }
+}
+
 static void apply_status(corral_service *svc, corral_process_record *record, unsigned count)
 {
     corral_process *proc = &record->view;
@@ -473,6 +441,8 @@ static void apply_status(corral_service *svc, corral_process_record *record, uns
         record->first_status_timer = 0;
     }
     old_count = corral_account_status(&svc->state, proc, count, corral_supervisor_now_usec());
+    if (old_count > 0 && count == 0)
+        note_if_full(svc);
     POLICY_CALL(svc, status_changed, proc, old_count);
 }
 
@@ -967,10 +937,14 @@ unsigned corral_service_signal_all(corral_service *svc, int signo)
 
 bool corral_service_mark_busy(corral_service *svc, corral_process_record *record)
 {
-    if (record->view.available_count > 0)
+    bool was_available = record->view.available_count > 0;
+
+    if (was_available)
         svc->state.process_avail--;
     record->view.available_count = 0;
     record->view.idle_since_usec = 0;
+    if (was_available)
+        note_if_full(svc);
     return true;
 }
 
@@ -982,7 +956,10 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
     corral_exit exit_info;
 
     if (text != NULL) {
-        svc_log(svc, CORRAL_LEVEL_ERROR, "%s", text);
+        corral_log_about_line(CORRAL_LEVEL_ERROR,
+                              &(corral_log_about){ svc->config->name, svc->policy_module->name,
+                                                   (int)proc->pid },
+                              "service(%s): %s", svc->config->name, text);
         svc->exit_failures_total++;
         g_free(text);
     }
@@ -1073,6 +1050,11 @@ unsigned corral_service_queued_clients(const corral_service *svc)
     for (guint i = 0; i < svc->listeners->len; i++)
         queued += corral_listener_queued(g_ptr_array_index(svc->listeners, i));
     return queued;
+}
+
+void corral_service_sample_queue(corral_service *svc)
+{
+    svc->queued_max = MAX(svc->queued_max, corral_service_queued_clients(svc));
 }
 
 unsigned corral_service_drop_queued(corral_service *svc, unsigned max)

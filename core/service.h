@@ -73,6 +73,10 @@ struct corral_service {
     uint64_t exit_failures_total;        /* non-zero exits and deaths by signal */
     uint64_t status_records_total;       /* records read from the status pipe */
     uint64_t status_reads_total;         /* read()s that returned records */
+    /* Times every process became busy at process_limit (php-fpm's
+     * max_children_reached): new clients then wait in the listen queue. */
+    uint64_t process_limit_reached_total;
+    unsigned queued_max;                 /* accept queue high-water mark, sampled */
     uint64_t throttled_until_usec;       /* host clock; meaningful while throttled */
     unsigned throttle_msecs;             /* length of the current throttle */
     bool stopped_by_operator;            /* corralctl/doveadm service stop */
@@ -125,6 +129,9 @@ void corral_service_listen(corral_service *svc, bool on);
 unsigned corral_service_drop_queued(corral_service *svc, unsigned max);
 /* Clients waiting in the TCP listeners' accept queues (listener.h). */
 unsigned corral_service_queued_clients(const corral_service *svc);
+/* Reads the accept queues and raises queued_max to what they hold.  The
+ * supervisor calls it every second, the service when it becomes full. */
+void corral_service_sample_queue(corral_service *svc);
 bool corral_service_throttle(corral_service *svc, unsigned msecs);
 bool corral_service_signal(corral_service *svc, corral_process_record *record, int signo);
 unsigned corral_service_signal_all(corral_service *svc, int signo);

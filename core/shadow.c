@@ -57,8 +57,10 @@ static void journal_add(shadow *sh, const char *fmt, ...)
     va_end(args);
     decision->usec = corral_supervisor_now_usec();
     decision->policy = g_strdup(sh->module->name);
-    corral_log(CORRAL_LEVEL_INFO, "service(%s): shadow %s would: %s",
-               shadows->svc->config->name, decision->policy, decision->text);
+    corral_log_about_line(CORRAL_LEVEL_INFO,
+                          &(corral_log_about){ shadows->svc->config->name, decision->policy, 0 },
+                          "service(%s): shadow %s would: %s", shadows->svc->config->name,
+                          decision->policy, decision->text);
     g_queue_push_tail(&shadows->journal, decision);
     while (shadows->journal.length > CORRAL_DECISION_JOURNAL_SIZE) {
         corral_decision *old = g_queue_pop_head(&shadows->journal);

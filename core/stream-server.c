@@ -344,6 +344,20 @@ void *corral_stream_client_get_state(const corral_stream_client *client)
     return client->state;
 }
 
+bool corral_stream_client_peer_uid(const corral_stream_client *client, uid_t *uid)
+{
+    struct ucred cred;
+    socklen_t cred_len = sizeof(cred);
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+
+    if (getsockname(client->fd, (struct sockaddr *)&addr, &len) < 0 || addr.ss_family != AF_UNIX ||
+        getsockopt(client->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0)
+        return false;
+    *uid = cred.uid;
+    return true;
+}
+
 const char *corral_stream_client_peer(const corral_stream_client *client)
 {
     return client->peer;

@@ -18,6 +18,7 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "config.h"
 
@@ -57,6 +58,8 @@ void corral_stream_client_hold(corral_stream_client *client);
 void corral_stream_client_set_state(corral_stream_client *client, void *state,
                                     GDestroyNotify free);
 void *corral_stream_client_get_state(const corral_stream_client *client);
+/* The peer's uid on a unix socket (SO_PEERCRED); false over TCP. */
+bool corral_stream_client_peer_uid(const corral_stream_client *client, uid_t *uid);
 /* "pid=123 uid=0" on a unix socket, "192.0.2.1:4321" over TCP. */
 const char *corral_stream_client_peer(const corral_stream_client *client);
 

@@ -12,6 +12,7 @@
 #include "generation.h"
 #include "rlimits.h"
 #include "log.h"
+#include "orphans.h"
 #include "sd-notify.h"
 #include "service.h"
 #include "signals.h"
@@ -34,6 +35,10 @@ struct corral_supervisor {
     bool quitting;                /* SIGQUIT sent: only the final pause is left */
     GMainLoop *loop;
     guint shutdown_timer;
+    int64_t start_usec;           /* unix time */
+    int64_t reload_usec;          /* unix time of the last reload, 0 before any */
+    char *reload_error;           /* NULL when the last reload succeeded */
+    int64_t load_success_usec;    /* the start, or the last reload that worked */
     uint64_t shutdown_deadline_usec;
 };
 
@@ -111,6 +116,8 @@ corral_supervisor *corral_supervisor_new(corral_config *config, GError **error)
     corral_supervisor *supervisor = g_new0(corral_supervisor, 1);
 
     supervisor->retiring = g_ptr_array_new();
+    supervisor->start_usec = g_get_real_time();
+    supervisor->load_success_usec = supervisor->start_usec;
     supervisor->processes = g_hash_table_new(g_direct_hash, g_direct_equal);
     supervisor->dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
     /* Services reach the supervisor through the host while being built. */
@@ -142,6 +149,7 @@ void corral_supervisor_free(corral_supervisor *supervisor)
         g_main_loop_unref(supervisor->loop);
     if (running_supervisor == supervisor)
         running_supervisor = NULL;
+    g_free(supervisor->reload_error);
     g_free(supervisor);
 }
 
@@ -165,7 +173,7 @@ void corral_supervisor_reap(corral_supervisor *supervisor)
         corral_process_record *record = corral_supervisor_find_process(supervisor, pid);
 
         if (record == NULL) {
-            log_error("waitpid() returned unknown PID %d", (int)pid);
+            corral_orphans_reaped(pid);
             continue;
         }
         /* A record written just before exiting may still sit in the pipe:
@@ -207,6 +215,43 @@ static gboolean on_reload_kill_timer(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+int64_t corral_supervisor_start_usec(const corral_supervisor *supervisor)
+{
+    return supervisor->start_usec;
+}
+
+void corral_supervisor_last_reload(const corral_supervisor *supervisor,
+                                   corral_reload_outcome *outcome)
+{
+    outcome->time_usec = supervisor->reload_usec;
+    outcome->ok = supervisor->reload_error == NULL;
+    outcome->error = supervisor->reload_error;
+    outcome->success_usec = supervisor->load_success_usec;
+}
+
+/* Said at the more verbose of the two levels, so that the line shows. */
+static void apply_log_level(corral_level old, corral_level fresh)
+{
+    if (old == fresh)
+        return;
+    if (fresh > old)
+        log_warning("log_level is now %s", corral_log_level_name(fresh));
+    corral_log_set_level(fresh);
+    if (fresh < old)
+        log_warning("log_level is now %s", corral_log_level_name(fresh));
+}
+
+/* Kept for corralctl status, the metrics and the sd_notify status line. */
+static void record_reload(corral_supervisor *supervisor, const GError *error)
+{
+    supervisor->reload_usec = g_get_real_time();
+    g_clear_pointer(&supervisor->reload_error, g_free);
+    if (error != NULL)
+        supervisor->reload_error = g_strdup(error->message);
+    else
+        supervisor->load_success_usec = supervisor->reload_usec;
+}
+
 bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
 {
     corral_generation *old = supervisor->current;
@@ -236,11 +281,15 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, GError **error)
     }
     if (fresh == NULL) {
         log_error("Config reload failed: %s", local->message);
+        record_reload(supervisor, local);
         g_propagate_error(error, local);
         corral_notify_ready();
         return false;
     }
 
+    record_reload(supervisor, NULL);
+    apply_log_level((corral_level)old->config->log_level,
+                    (corral_level)fresh->config->log_level);
     corral_generation_retire(old);
     supervisor->current = fresh;
     if (!corral_generation_start(fresh, &local)) {
@@ -358,10 +407,26 @@ static void on_signal(const struct signalfd_siginfo *info, void *data)
     }
 }
 
+/* The accept queues fill and empty between any two looks; a look every
+ * second gives the high-water mark that php-fpm's "max listen queue" is. */
+static gboolean on_queue_sample(gpointer data)
+{
+    GPtrArray *services = ((corral_supervisor *)data)->current->services;
+
+    for (guint i = 0; i < services->len; i++) {
+        corral_service *svc = g_ptr_array_index(services, i);
+
+        if (svc->monitoring)
+            corral_service_sample_queue(svc);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
 int corral_supervisor_run(corral_supervisor *supervisor)
 {
     GError *error = NULL;
     int exit_code = 0;
+    guint sample_timer;
 
     if (!corral_signals_start(on_signal, supervisor, &error)) {
         log_error("%s", error->message);
@@ -374,6 +439,7 @@ int corral_supervisor_run(corral_supervisor *supervisor)
              supervisor->current->services->len,
              supervisor->current->services->len == 1 ? "" : "s");
 
+    sample_timer = g_timeout_add_seconds(1, on_queue_sample, supervisor);
     if (corral_generation_start(supervisor->current, &error)) {
         corral_notify_ready();
         g_main_loop_run(supervisor->loop);
@@ -382,6 +448,7 @@ int corral_supervisor_run(corral_supervisor *supervisor)
         g_clear_error(&error);
         exit_code = 1;
     }
+    g_source_remove(sample_timer);
     if (!supervisor->quitting)
         corral_supervisor_reap(supervisor);
     corral_signals_stop();

@@ -60,6 +60,20 @@ void corral_supervisor_reap(corral_supervisor *supervisor);
 /* Frees retired generations whose last process has been reaped. */
 void corral_supervisor_free_drained_generations(corral_supervisor *supervisor);
 
+/* How the last reload went.  Before any reload it reads as a success at
+ * the start. */
+typedef struct corral_reload_outcome {
+    int64_t time_usec;       /* unix time of the last reload; 0 before any */
+    bool ok;
+    const char *error;       /* why the last reload failed; NULL when it did not */
+    int64_t success_usec;    /* unix time of the last good load: start or reload */
+} corral_reload_outcome;
+
+/* Unix time (microseconds) at which this corrald started. */
+int64_t corral_supervisor_start_usec(const corral_supervisor *supervisor);
+void corral_supervisor_last_reload(const corral_supervisor *supervisor,
+                                   corral_reload_outcome *outcome);
+
 /* Builds the configuration anew from the same main file and, only if all
  * of it is good, swaps it in: inet listeners with an unchanged address are
  * kept, unix listeners recreated, and the old processes drain.  On failure

@@ -1,9 +1,11 @@
 #!/bin/sh
 # The README's test command: installs what is missing, builds, and runs the
 # whole suite: a normal build (unit, integration, operations, interop with
-# real Dovecot, SDK, simulator, man pages), the integration and operations
-# suites again with corrald under valgrind, everything but interop in an
-# ASan+UBSan build, and a short fuzzing session.
+# real Dovecot, SDK, simulator, man pages, install, monitoring), the
+# integration and operations suites again with corrald under valgrind,
+# everything but interop in an ASan+UBSan build, a short fuzzing session,
+# and last the Debian packages (built from a clean clone, lintian,
+# installed, checked and purged).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -31,3 +33,8 @@ if [ ! -f build-fuzz/build.ninja ]; then
         -Db_lundef=false >/dev/null
 fi
 meson test -C build-fuzz --suite fuzz --print-errorlogs
+
+# Last, so that the installed packages can disturb nothing else: build the
+# Debian packages from a clean clone of HEAD, lintian, install them, check
+# the packaged corrald on its packaged configuration, purge them.
+scripts/package-check.sh

@@ -95,7 +95,9 @@ extern "C" {
  *      refused by a corrald that only speaks version 1.
  *   3: corral_host.sample_load, appended to the host table, for processes
  *      that send no status (worker_protocol = systemd).  Older plugins never
- *      call it and still load. */
+ *      call it and still load.
+ * Renaming a field keeps the layout and the version: corral_process's
+ * clients_served became clients_seen, the name of what it counts. */
 #define CORRAL_POLICY_ABI_VERSION 3u
 #define CORRAL_POLICY_ABI_VERSION_MIN 1u
 
@@ -175,7 +177,12 @@ typedef struct corral_process {
     uint64_t last_kill_usec;    /* last corral_host.signal() to it; 0 if none.
                                  * signal_all() does not set it. */
     uint64_t idle_since_usec;   /* 0 while busy */
-    uint64_t clients_served;
+    /* Clients the status records showed the process taking: the sum of
+     * every drop in available_count the master read.  A lower bound, not
+     * a count of clients served: a worker reports at most once a second
+     * unless it fills up or frees its last slot, so clients that come and
+     * go between two reports are never seen (Dovecot's total_count). */
+    uint64_t clients_seen;
     void *policy_data;
 } corral_process;
 

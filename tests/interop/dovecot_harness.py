@@ -244,7 +244,8 @@ _DOVECOT_MASTER = re.compile(r"^master: (?P<level>\w+): (?P<text>.*)$")
 # Exit texts the master hands to the log process: "<svc>: Fatal: master: ..."
 _DOVECOT_RELAYED = re.compile(r"^(?P<svc>[\w.-]+): Fatal: master: (?P<text>service\(.*)$")
 _DOVECOT_CHILD = re.compile(r"^(?P<svc>[\w.-]+): (?P<level>\w+): (?P<text>.*)$")
-_CORRAL_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (?P<level>\w+): (?P<text>.*)$")
+_CORRAL_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d{4} (?P<level>\w+): "
+                          r"(?P<text>.*)$")
 _CORRAL_CHILD = re.compile(r"^(?P<svc>[\w.-]+)(\(\d+\))?: (?P<text>.*)$")
 
 MASTER_LINES = ("Killed with signal", "SIGHUP received", "Sent SIGTERM to", "Sent SIGKILL to",

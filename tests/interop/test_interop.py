@@ -960,15 +960,19 @@ class DifferentialEdges(DifferentialTestCase):
                 # seconds: at least 1 s apart, at most 2 s of delay).
                 for a, b in zip(times, times[1:]):
                     self.assertGreater(b - a, 0.9, notes)
+                # The delayed signal comes at the end of its 2 s window.  The
+                # bound allows for a busy machine's scheduling delay: real
+                # Dovecot was seen at 2.16 s, corrald at 2.12 s.  A 3 s
+                # window would still fail it.
                 if offsets == ["offset=1", "offset=1"]:
                     # The release fell inside the first window.
                     self.assertLess(r["released"], 2.0)
-                    self.assertLess(times[1], 2.1)
+                    self.assertLess(times[1], 2.5)
                 else:
                     # Outside it: NONFULL at once, FULL delayed.
                     self.assertEqual(offsets, ["offset=1", "offset=0", "offset=1"], notes)
                     self.assertGreater(r["released"], 0.9)
-                    self.assertLess(times[2] - times[1], 2.1)
+                    self.assertLess(times[2] - times[1], 2.5)
         if d["released"] < 0.9 and c["released"] < 0.9:
             for dn, cn in zip(d["notes"].values(), c["notes"].values()):
                 self.assertEqual([n for _, n in dn], [n for _, n in cn])

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 
 #define MIB (G_GUINT64_CONSTANT(1) << 20)
 
@@ -722,6 +723,24 @@ static void test_error_unknown_corral_key(void **state)
     g_error_free(error);
 }
 
+static void test_log_level_and_control_group(void **state)
+{
+    corral_config *config = load_ok(*state, "[corral]\nlog_level = Warning\n"
+                                             "control_group = corral-view\n");
+
+    assert_int_equal(config->log_level, CORRAL_LEVEL_WARNING);
+    assert_string_equal(config->control_group, "corral-view");
+    corral_config_free(config);
+    config = load_ok(*state, "[corral]\ncontrol_group =\n");
+    assert_int_equal(config->log_level, CORRAL_LEVEL_INFO);
+    assert_null(config->control_group);
+    corral_config_free(config);
+    assert_failure_at(*state, "[corral]\nlog_level = loud\n", CORRAL_CONFIG_ERROR_VALUE, 2,
+                      "corral", "log_level");
+    assert_failure_at(*state, "[corral]\nlog_level = fatal\n", CORRAL_CONFIG_ERROR_VALUE, 2,
+                      "corral", "log_level");
+}
+
 static void test_error_duplicate_service_same_file(void **state)
 {
     fixture *f = *state;
@@ -1014,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_parse_bool),
         cmocka_unit_test_setup_teardown(test_error_unknown_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_corral_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_level_and_control_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_duplicate_service_same_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_duplicate_service_across_files, setup,
                                         teardown),

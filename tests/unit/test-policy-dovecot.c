@@ -1608,7 +1608,7 @@ static void test_fake_host_keeps_the_core_accounting(void **state)
     proc = fake_host_process(svc, pid);
     assert_true(proc->initialized);
     assert_int_equal(proc->last_status_usec, T0);
-    assert_int_equal(proc->clients_served, 1000);
+    assert_int_equal(proc->clients_seen, 1000);
     assert_int_equal(st->process_avail, 1);
 
     /* Failures before the first status and after a success do not count
