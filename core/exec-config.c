@@ -100,6 +100,37 @@ bool corral_exec_config_parse_key(corral_exec_config *exec, const char *base_dir
     return true;
 }
 
+char *corral_exec_config_environment_text(const corral_exec_config *exec)
+{
+    GString *text = g_string_new(NULL);
+
+    for (char **word = exec->environment; word != NULL && *word != NULL; word++) {
+        const char *equals = strchr(*word, '=');
+
+        if (text->len > 0)
+            g_string_append_c(text, ' ');
+        if (equals == NULL) {
+            g_string_append(text, *word);
+        } else {
+            char *quoted = g_shell_quote(equals + 1);
+            g_string_append_len(text, *word, equals + 1 - *word);
+            g_string_append(text, quoted);
+            g_free(quoted);
+        }
+    }
+    return g_string_free(text, FALSE);
+}
+
+const char *corral_exec_config_level_name(corral_level level)
+{
+    switch (level) {
+    case CORRAL_LEVEL_DEBUG: return "debug";
+    case CORRAL_LEVEL_INFO: return "info";
+    case CORRAL_LEVEL_WARNING: return "warning";
+    default: return "error";
+    }
+}
+
 char **corral_exec_config_apply_environment(const corral_exec_config *exec, char **envp)
 {
     if (exec->environment == NULL)

@@ -42,6 +42,11 @@ bool corral_exec_config_parse_key(corral_exec_config *exec, const char *base_dir
                                   const char *key, const char *value, bool *known,
                                   char **problem);
 
+/* The keys' values as the keyfile writes them, for corrald -n and -a
+ * (g_free them): `environment` reads back to the same words, quoted. */
+char *corral_exec_config_environment_text(const corral_exec_config *exec);
+const char *corral_exec_config_level_name(corral_level level);
+
 /* Adds the `environment` words to `envp` (a g_environ_*() vector, which it
  * returns), resolving bare names from corrald's own environment. */
 char **corral_exec_config_apply_environment(const corral_exec_config *exec, char **envp);

@@ -9,7 +9,7 @@ import tempfile
 import threading
 import unittest
 
-from harness import (SLOW, CorraldTestCase, connect, free_port, port_is_listening,
+from harness import (CORRALD, SLOW, CorraldTestCase, connect, free_port, port_is_listening,
                      wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,6 +91,48 @@ class Refusals(CorraldTestCase):
         log = self.refused("executable = /bin/cat\nworker_protocol = inetd\n")
         self.assertRegex(log, r"50-test\.conf:4: \[service p\] worker_protocol: .*needs an "
                               r"inet_listener")
+
+
+class Dumps(CorraldTestCase):
+    def test_protocol_and_exec_keys_read_back_unchanged(self):
+        d = self.corrald(
+            f"[service sd]\nexecutable = {SD_ECHO}\nworker_protocol = systemd\n"
+            f"inet_listener = 127.0.0.1:{free_port()}\n"
+            "environment = A='two words' B=\"it's\" C= PATH\nstderr_level = warning\n"
+            "working_directory = /tmp\n"
+            f"[service cat]\nexecutable = /bin/cat\nworker_protocol = inetd\n"
+            f"inet_listener = 127.0.0.1:{free_port()}\nper_source = 3\ncps = 50 10\n"
+            "inetd_stderr = log\n")
+        dumps = {}
+        for flag in ("-a", "-n"):
+            out = subprocess.run([CORRALD, flag, "-c", d.conf], capture_output=True, text=True)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            dumps[flag] = out.stdout
+        every = dumps["-a"]
+        self.assertIn("\nworker_protocol = systemd\n", every)
+        self.assertIn(r"""
+environment = A='two words' B='it'\\''s' C='' PATH
+""", every)
+        self.assertIn("\nstderr_level = warning\n", every)
+        self.assertIn("\nworking_directory = /tmp\n", every)
+        self.assertIn("\ncps = 50 10\n", every)
+        self.assertIn("\nper_source = 3\n", every)
+        self.assertIn("\ninetd_stderr = log\n", every)
+        # The status pipe's keys are not written for the other protocols,
+        # which refuse them.
+        self.assertEqual(every.count("first_status_timeout"), 0)
+        self.assertNotIn("stderr_level", dumps["-n"].split("[service cat]")[1])
+        for flag, text in dumps.items():
+            again = tempfile.mkdtemp(prefix="corral-dump-")
+            self.addCleanup(shutil.rmtree, again, True)
+            saved = os.path.join(again, "corral.conf")
+            with open(saved, "w") as f:
+                f.write(text)
+            for check in ("-a", "-n"):
+                out = subprocess.run([CORRALD, check, "-c", saved], capture_output=True,
+                                     text=True)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(out.stdout, dumps[check], f"{flag} read back by {check}")
 
 
 class Systemd(CorraldTestCase):
