@@ -19,6 +19,10 @@
 #define ACCEPT_BATCH 16
 /* Out of descriptors: accepting pauses this long rather than spin. */
 #define FD_SHORTAGE_PAUSE_MSECS 100
+/* A spawn that failed (the program is missing, say) would fail again for
+ * the next client: accepting pauses, so that clients wait in the backlog
+ * and the failure is logged about once a second rather than per client. */
+#define SPAWN_FAILURE_PAUSE_MSECS 1000
 
 typedef struct inetd_watch {
     struct corral_inetd *inetd;
@@ -217,8 +221,10 @@ static bool serve(corral_inetd *inetd, int fd, const struct sockaddr *peer, sock
     pid = corral_service_spawn_connection(inetd->svc, fd, env);
     g_strfreev(env);
     close(fd);
-    if (pid <= 0)
+    if (pid <= 0) {
+        pause_accepting(inetd, SPAWN_FAILURE_PAUSE_MSECS);
         return false;
+    }
     g_hash_table_replace(inetd->count_of_source, g_strdup(source),
                          GUINT_TO_POINTER(from_source + 1));
     g_hash_table_replace(inetd->source_of_pid, GINT_TO_POINTER(pid), g_strdup(source));

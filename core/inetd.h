@@ -10,7 +10,8 @@
  * waiting client to the policy's listener_readable, which decides (the
  * dovecot policy warns and lets clients wait in the backlog).  Exits go to
  * the policy as usual, so its failure rules throttle the service, and a
- * throttle stops the accepting.
+ * throttle stops the accepting.  A spawn that fails (logged by the
+ * service) closes its connection and pauses accepting for a second.
  *
  * Per-source limits as in xinetd: per_source caps the connections served
  * at once for one client address, cps pauses accepting for WAIT seconds

@@ -9,8 +9,8 @@ import tempfile
 import threading
 import unittest
 
-from harness import (CORRALD, SLOW, CorraldTestCase, connect, free_port, port_is_listening,
-                     wait_until)
+from harness import (CORRALD, SLOW, WRAPPER, CorraldTestCase, connect, free_port,
+                     port_is_listening, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SD_ECHO = os.path.join(HERE, "servers", "sd_echo.py")
@@ -229,6 +229,23 @@ class Inetd(CorraldTestCase):
         finally:
             for s in held:
                 s.close()
+
+    @unittest.skipIf(WRAPPER, "under valgrind the spawn is a plain fork and cannot fail")
+    def test_failing_spawn_pauses_accepting(self):
+        port = free_port()
+        d = self.corrald(f"[service echo]\nexecutable = /bin/cat\nworker_protocol = inetd\n"
+                         f"inet_listener = 127.0.0.1:{port}\n"
+                         "working_directory = /nonexistent/corral-wd\n").start()
+        clients = [connect(port) for _ in range(5)]
+        # The first client's spawn fails and is closed; the others wait in
+        # the backlog while accepting pauses, one failure a second.
+        clients[0].settimeout(10 * SLOW)
+        self.assertEqual(read_all(clients[0]), b"")
+        d.wait_log(r"chdir\(\) failed for /bin/cat", 10)
+        self.assertLessEqual(d.log_count(r"chdir\(\) failed"), 2)
+        for s in clients:
+            s.close()
+        self.assertIsNone(d.proc.poll())
 
     def test_connection_environment(self):
         port = free_port()
