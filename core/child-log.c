@@ -34,6 +34,7 @@ struct corral_child_log {
     size_t bytes;
     uint64_t suppressed_lines;
     uint64_t suppressed_bytes;
+    corral_level raw_level;
 };
 
 static corral_level level_from_type(unsigned type)
@@ -148,7 +149,7 @@ static void log_line(corral_child_log *log, const char *line, uint64_t cut_bytes
         corral_log_about_line(parsed.level, &about, "%s(%d): %s%s", log->service_name,
                               (int)parsed.pid, text, cut_bytes > 0 ? " [line cut]" : "");
     else
-        corral_log_about_line(parsed.level, &about, "%s: %s%s", log->service_name, text,
+        corral_log_about_line(log->raw_level, &about, "%s: %s%s", log->service_name, text,
                               cut_bytes > 0 ? " [line cut]" : "");
     g_free(text);
 }
@@ -208,8 +209,14 @@ corral_child_log *corral_child_log_new(int fd, const char *service_name)
     log->service_name = g_strdup(service_name);
     log->fd = fd;
     log->pending = g_string_new(NULL);
+    log->raw_level = CORRAL_LEVEL_ERROR;
     log->watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_child_log_readable, log);
     return log;
+}
+
+void corral_child_log_set_raw_level(corral_child_log *log, corral_level level)
+{
+    log->raw_level = level;
 }
 
 void corral_child_log_free(corral_child_log *log)

@@ -5,7 +5,8 @@
  * Each service's processes share one pipe at their fd 2.  Lines in
  * Dovecot's internal format ("\x01", a type byte, the decimal pid, a space,
  * the text) are logged at their own level with the pid; any other line is
- * logged raw at error level, as Dovecot's log process does.
+ * logged raw, at the service's stderr_level (info unless set; Dovecot's
+ * log process uses error level).
  *
  * What a worker writes is hostile input: control characters are escaped
  * (corral_child_log_escape), a line longer than 3 KiB is cut and marked
@@ -42,6 +43,8 @@ typedef struct corral_child_log corral_child_log;
 /* Starts logging what arrives on `fd` (owned and closed by the reader),
  * prefixed with `service_name`. */
 corral_child_log *corral_child_log_new(int fd, const char *service_name);
+/* The level of raw lines from now on; error level until set. */
+void corral_child_log_set_raw_level(corral_child_log *log, corral_level level);
 /* Logs any unterminated last line and frees. */
 void corral_child_log_free(corral_child_log *log);
 

@@ -232,6 +232,33 @@ static void dump_policy_keys(dump *out, const corral_service_config *service,
     }
 }
 
+/* exec-config.h and worker-protocol.h: the inetd keys only where they
+ * are allowed. */
+static void dump_exec_keys(dump *out, const corral_service_config *service)
+{
+    const corral_protocol_config *protocol = &service->protocol;
+    char *environment = corral_exec_config_environment_text(&service->exec);
+
+    put_string(out, "worker_protocol", corral_worker_protocol_name(protocol->protocol),
+               "dovecot");
+    put_string(out, "environment", environment, "");
+    put_string(out, "working_directory", service->exec.working_directory, NULL);
+    put_string(out, "stderr_level", corral_exec_config_level_name(service->exec.stderr_level),
+               "info");
+    if (protocol->protocol == CORRAL_WORKER_PROTOCOL_INETD) {
+        char cps[32];
+
+        put_string(out, "inetd_stderr", protocol->stderr_to_log ? "log" : "socket", "socket");
+        put_uint(out, "per_source", protocol->per_source, 0);
+        if (protocol->cps_limit == 0)
+            g_strlcpy(cps, "0", sizeof(cps));
+        else
+            g_snprintf(cps, sizeof(cps), "%u %u", protocol->cps_limit, protocol->cps_wait_secs);
+        put_string(out, "cps", cps, "0");
+    }
+    g_free(environment);
+}
+
 static void dump_service(dump *out, const corral_checked_service *checked)
 {
     const corral_service_config *service = checked->config;
@@ -262,10 +289,15 @@ static void dump_service(dump *out, const corral_checked_service *checked)
     put_string(out, "extra_groups", service->extra_groups, NULL);
     put_string(out, "chroot", service->chroot, NULL);
     put_bool(out, "allow_root", service->allow_root, false);
-    put_duration(out, "first_status_timeout", service->first_status_timeout_msecs,
-                 CORRAL_DEFAULT_FIRST_STATUS_TIMEOUT_MSECS);
-    put_duration(out, "status_batch_interval", service->status_batch_msecs,
-                 CORRAL_DEFAULT_STATUS_BATCH_MSECS);
+    dump_exec_keys(out, service);
+    /* Keys of the status pipe, which only the dovecot protocol has (and
+     * the others refuse). */
+    if (service->protocol.protocol == CORRAL_WORKER_PROTOCOL_DOVECOT) {
+        put_duration(out, "first_status_timeout", service->first_status_timeout_msecs,
+                     CORRAL_DEFAULT_FIRST_STATUS_TIMEOUT_MSECS);
+        put_duration(out, "status_batch_interval", service->status_batch_msecs,
+                     CORRAL_DEFAULT_STATUS_BATCH_MSECS);
+    }
     put_uint(out, "listen_backlog", (guint64)service->listen_backlog,
              (guint64)corral_config_default_backlog(service->process_limit,
                                                     service->client_limit));

@@ -1162,6 +1162,7 @@ static void service_config_free(gpointer data)
     g_free(service->extra_groups);
     g_free(service->chroot);
     g_strfreev(service->shadow_policies);
+    corral_exec_config_clear(&service->exec);
     g_ptr_array_unref(service->listeners);
     g_hash_table_unref(service->policy_keys);
     g_hash_table_unref(service->key_lines);
@@ -1339,6 +1340,31 @@ static bool add_inet_listeners(service_draft *draft, const config_file *file, co
     return ok;
 }
 
+static bool key_is_set(const corral_service_config *service, const char *key)
+{
+    return g_hash_table_contains(service->key_lines, key);
+}
+
+/* The worker protocol limits the other keys (worker-protocol.h). */
+static bool check_protocol(service_draft *draft, const config_file *file, const char *group,
+                           GError **error)
+{
+    corral_service_config *service = draft->service;
+    const char *key = NULL;
+    char *problem = NULL;
+
+    if (!corral_protocol_config_check(service, key_is_set, &key, &problem)) {
+        fail(error, CORRAL_CONFIG_ERROR_VALUE, file, group, key, "%s", problem);
+        g_free(problem);
+        return false;
+    }
+    if (!draft->have_listen_backlog)
+        service->listen_backlog = (int)CLAMP((guint64)service->process_limit *
+                                                 service->client_limit,
+                                             MIN_LISTEN_BACKLOG, (guint64)INT_MAX);
+    return true;
+}
+
 /* Applies the "0 means default" rules and checks what spans several keys. */
 static bool finish_service(service_draft *draft, const config_file *file, const char *group,
                            GError **error)
@@ -1371,8 +1397,10 @@ static bool finish_service(service_draft *draft, const config_file *file, const 
             corral_config_default_backlog(service->process_limit, service->client_limit);
 
     /* Unix listeners come first in the fd layout, as in Dovecot. */
-    return add_unix_listeners(draft, file, group, error) &&
-           add_inet_listeners(draft, file, group, error);
+    if (!add_unix_listeners(draft, file, group, error) ||
+        !add_inet_listeners(draft, file, group, error))
+        return false;
+    return check_protocol(draft, file, group, error);
 }
 
 int corral_config_default_backlog(unsigned process_limit, unsigned client_limit)
@@ -1394,6 +1422,8 @@ static corral_service_config *service_config_new(const char *name, const char *p
     service->vsz_limit = DEFAULT_VSZ_LIMIT;
     service->first_status_timeout_msecs = DEFAULT_FIRST_STATUS_TIMEOUT_MSECS;
     service->status_batch_msecs = DEFAULT_STATUS_BATCH_MSECS;
+    corral_exec_config_init(&service->exec);
+    corral_protocol_config_init(&service->protocol);
     service->listeners = g_ptr_array_new_with_free_func(listener_config_free);
     service->policy_keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     service->key_lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -1414,10 +1444,21 @@ static bool read_service_key(service_draft *draft, const config_file *file, cons
     g_hash_table_replace(draft->service->key_lines, g_strdup(key),
                          GUINT_TO_POINTER(key_line(file, group, key)));
     if (parse == NULL) {
-        g_hash_table_replace(draft->service->policy_keys, g_strdup(key), value);
-        return true;
+        bool known = false;
+        /* Execution keys live in exec-config.c, shared with other readers. */
+        ok = corral_exec_config_parse_key(&draft->service->exec, draft->config->base_dir, key,
+                                          value, &known, &problem);
+        if (ok && !known)
+            ok = corral_protocol_config_parse_key(&draft->service->protocol, key, value,
+                                                  &known, &problem);
+        if (!known) {
+            g_hash_table_replace(draft->service->policy_keys, g_strdup(key), value);
+            return true;
+        }
+    } else {
+        ok = parse(draft, value, &problem);
     }
-    if (!parse(draft, value, &problem)) {
+    if (!ok) {
         fail(error, CORRAL_CONFIG_ERROR_VALUE, file, group, key, "%s", problem);
         g_free(problem);
         ok = false;

@@ -17,6 +17,9 @@
 
 #include <corral/policy.h>
 
+#include "exec-config.h"
+#include "worker-protocol.h"
+
 #define CORRAL_CONFIG_ERROR (corral_config_error_quark())
 GQuark corral_config_error_quark(void);
 
@@ -79,6 +82,8 @@ typedef struct corral_service_config {
     char *user, *group, *extra_groups, *chroot; /* NULL when unset */
     bool allow_root;         /* may run as uid 0 when corrald is root */
     char **shadow_policies;  /* policies that only journal; NULL if none */
+    corral_exec_config exec; /* environment, working_directory, stderr_level */
+    corral_protocol_config protocol; /* worker_protocol and the inetd keys */
 
     GPtrArray *listeners;    /* corral_listener_config*, in file order */
     /* Keys the core does not know, for the policy: name -> value (char*). */

@@ -66,6 +66,7 @@ static void add_service(JsonBuilder *builder, const corral_service *svc)
     json_builder_begin_object(builder);
     add_string(builder, "name", r.name);
     add_string(builder, "policy", r.policy);
+    add_string(builder, "worker_protocol", r.worker_protocol);
     add_string(builder, "state", r.stopped ? "stopped" : "running");
     add_int(builder, "process_count", r.process_count);
     add_int(builder, "process_avail", r.process_avail);

@@ -6,6 +6,7 @@
 
 #include "dir-trust.h"
 #include "log.h"
+#include "process-group.h"
 #include "service.h"
 #include "signals.h"
 
@@ -196,11 +197,35 @@ unsigned corral_generation_quit(corral_generation *generation)
         corral_service *svc = g_ptr_array_index(generation->services, i);
         for (GList *link = svc->processes.head; link != NULL; link = link->next) {
             corral_process_record *record = link->data;
-            if (kill(record->view.pid, SIGQUIT) == 0)
+            /* SIGQUIT is lib-master's "give the ports back"; other servers
+             * had their SIGTERM when the service stopped, and the pause
+             * after this is theirs to finish in. */
+            if (svc->config->protocol.protocol != CORRAL_WORKER_PROTOCOL_DOVECOT ||
+                corral_process_group_signal(record->view.pid, SIGQUIT))
                 sent++;
         }
     }
     return sent;
+}
+
+unsigned corral_generation_kill_orphans(corral_generation *generation)
+{
+    unsigned killed = 0;
+
+    for (guint i = 0; i < generation->services->len; i++) {
+        corral_service *svc = g_ptr_array_index(generation->services, i);
+        for (GList *link = svc->processes.head; link != NULL; link = link->next) {
+            corral_process_record *record = link->data;
+            /* A server that has no dead pipe must not outlive corrald. */
+            if (svc->config->protocol.protocol != CORRAL_WORKER_PROTOCOL_DOVECOT) {
+                if (corral_process_group_signal(record->view.pid, SIGKILL))
+                    killed++;
+            } else if (corral_process_group_kill_if_leader_died(record->view.pid)) {
+                killed++;
+            }
+        }
+    }
+    return killed;
 }
 
 corral_listener *corral_generation_find_listener(const corral_generation *generation,

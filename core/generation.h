@@ -56,6 +56,11 @@ unsigned corral_generation_signal(corral_generation *generation, int signo, bool
                                   unsigned *uninitialized_r);
 /* Sends SIGQUIT to every process, initialized or not (shutdown). */
 unsigned corral_generation_quit(corral_generation *generation);
+/* Kills what is left in the process group of every process that has died
+ * unreaped (the master stops reaping after SIGQUIT), and the whole group
+ * of every process of a protocol without a dead pipe (systemd, inetd);
+ * returns how many groups had something to kill. */
+unsigned corral_generation_kill_orphans(corral_generation *generation);
 corral_listener *corral_generation_find_listener(const corral_generation *generation,
                                                  const corral_listener_config *config);
 

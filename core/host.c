@@ -169,6 +169,11 @@ static void host_log(corral_service *svc, corral_log_level level, const char *fm
                           "service(%s): %s", svc->config->name, text);
 }
 
+static void host_sample_load(corral_service *svc, unsigned interval_msecs)
+{
+    corral_service_sample_load(svc, interval_msecs);
+}
+
 static const corral_host host_table = {
     .state = host_state,
     .process = host_process,
@@ -189,6 +194,7 @@ static const corral_host host_table = {
     .random = host_random,
     .log = host_log,
     .queued_clients = host_queued_clients,
+    .sample_load = host_sample_load,
 };
 
 const corral_host *corral_host_get(void)

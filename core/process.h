@@ -25,6 +25,9 @@ typedef struct corral_process_record {
     corral_process *shadow_views; /* one per shadow policy, or NULL */
     bool listeners_stale;         /* holds a listener that was re-created: it
                                    * takes no new client and counts as busy */
+    /* worker_protocol = systemd: connections held at the last sample. */
+    unsigned connections;
+    bool measured;                /* sampled at least once */
 } corral_process_record;
 
 /* What Dovecot's exit texts say about the service beside the status. */

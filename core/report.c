@@ -39,6 +39,7 @@ void corral_service_report_fill(const corral_service *svc, corral_service_report
     memset(report, 0, sizeof(*report));
     report->name = svc->config->name;
     report->policy = svc->policy_module->name;
+    report->worker_protocol = corral_worker_protocol_name(svc->config->protocol.protocol);
     report->stopped = svc->stopped_by_operator;
     report->process_count = st->process_count;
     report->process_avail = st->process_avail;

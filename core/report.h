@@ -21,6 +21,7 @@
 typedef struct corral_service_report {
     const char *name;
     const char *policy;
+    const char *worker_protocol; /* dovecot, systemd or inetd */
     bool stopped;                 /* by corralctl service stop or doveadm service stop */
 
     unsigned process_count;

@@ -16,9 +16,12 @@
 #include "build-tree.h"
 #include "corral-build.h"
 #include "credentials.h"
+#include "inetd.h"
 #include "listener.h"
 #include "log-limit.h"
+#include "load-sampler.h"
 #include "log.h"
+#include "process-group.h"
 #include "signals.h"
 #include "spawn.h"
 #include "status.h"
@@ -185,18 +188,83 @@ static bool prepare_command(corral_service *svc, GError **error)
     return true;
 }
 
-static void prepare_environment(corral_service *svc)
+/* Variables that the worker protocol sets itself. */
+static bool is_protocol_variable(const char *name)
 {
-    const corral_service_config *config = svc->config;
+    static const char *const fixed[] = {
+        "DOVECOT_CHILD_PROCESS", "DOVECOT_HOSTNAME", "SERVICE_NAME", "CLIENT_LIMIT",
+        "PROCESS_LIMIT", "PROCESS_MIN_AVAIL", "IDLE_KILL", "SERVICE_COUNT", "LOG_SERVICE",
+        "LOG_DEBUG", "CORRAL_BASE_DIR", "SOCKET_COUNT", "GENERATION",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
+        if (strcmp(name, fixed[i]) == 0)
+            return true;
+    }
+    return g_str_has_prefix(name, "SOCKET") && g_str_has_suffix(name, "_SETTINGS");
+}
+
+/* What every protocol passes on: a few of corrald's own variables and the
+ * service's `environment`. */
+static char **service_environment(const corral_service *svc)
+{
     const char *preserved[] = { "TZ", "PATH", "LANG", "CORE_OUTOFMEM", "CORE_ERROR" };
-    GPtrArray *env = g_ptr_array_new();
-    char hostname[256] = "localhost";
+    char **env = NULL;
 
     for (size_t i = 0; i < G_N_ELEMENTS(preserved); i++) {
         const char *value = g_getenv(preserved[i]);
         if (value != NULL)
-            g_ptr_array_add(env, g_strdup_printf("%s=%s", preserved[i], value));
+            env = g_environ_setenv(env, preserved[i], value, TRUE);
     }
+    return corral_exec_config_apply_environment(&svc->config->exec, env);
+}
+
+/* systemd's sd_listen_fds(3) variables but LISTEN_PID, which each child
+ * learns at spawn; inetd's per-connection variables come at spawn too. */
+static void prepare_foreign_environment(corral_service *svc)
+{
+    char **env = service_environment(svc);
+
+    if (svc->config->protocol.protocol == CORRAL_WORKER_PROTOCOL_SYSTEMD) {
+        GString *names = g_string_new(NULL);
+        char *count = g_strdup_printf("%u", svc->listeners->len);
+
+        for (guint i = 0; i < svc->listeners->len; i++) {
+            corral_listener *listener = g_ptr_array_index(svc->listeners, i);
+            g_string_append_printf(names, "%s%s", i > 0 ? ":" : "", listener->config->name);
+        }
+        env = g_environ_unsetenv(env, "LISTEN_PID");
+        env = g_environ_setenv(env, "LISTEN_FDS", count, TRUE);
+        env = g_environ_setenv(env, "LISTEN_FDNAMES", names->str, TRUE);
+        g_string_free(names, TRUE);
+        g_free(count);
+    }
+    svc->env_base = env != NULL ? env : g_new0(char *, 1);
+}
+
+static void prepare_environment(corral_service *svc)
+{
+    const corral_service_config *config = svc->config;
+    GPtrArray *env;
+    char hostname[256] = "localhost";
+    char **user_env;
+
+    if (config->protocol.protocol != CORRAL_WORKER_PROTOCOL_DOVECOT) {
+        prepare_foreign_environment(svc);
+        return;
+    }
+    /* The service's own variables come first so that the protocol's,
+     * added below, win (exec-config.h). */
+    env = g_ptr_array_new();
+    user_env = service_environment(svc);
+    for (char **var = user_env; var != NULL && *var != NULL; var++) {
+        const char *equals = strchr(*var, '=');
+        char *name = g_strndup(*var, (gsize)(equals - *var));
+        if (!is_protocol_variable(name))
+            g_ptr_array_add(env, g_strdup(*var));
+        g_free(name);
+    }
+    g_strfreev(user_env);
     (void)gethostname(hostname, sizeof(hostname) - 1);
     g_ptr_array_add(env, g_strdup("DOVECOT_CHILD_PROCESS=1"));
     g_ptr_array_add(env, g_strdup_printf("DOVECOT_HOSTNAME=%s", hostname));
@@ -671,9 +739,38 @@ static bool open_login_notify(corral_service *svc, GError **error)
     return true;
 }
 
+/* systemd's layout: stdio, then the listeners from fd 3 (SD_LISTEN_FDS_START).
+ * inetd's descriptors are the connection's, set at each spawn. */
+static bool build_foreign_fd_map(corral_service *svc)
+{
+    int *map;
+
+    switch (svc->config->protocol.protocol) {
+    case CORRAL_WORKER_PROTOCOL_DOVECOT:
+        return false;
+    case CORRAL_WORKER_PROTOCOL_INETD:
+        svc->fd_count = 0;
+        svc->fd_map = NULL;
+        return true;
+    case CORRAL_WORKER_PROTOCOL_SYSTEMD:
+        break;
+    }
+    svc->fd_count = 3 + (int)svc->listeners->len;
+    map = svc->fd_map = g_new(int, svc->fd_count);
+    map[STDIN_FILENO] = corral_supervisor_dev_null(svc->supervisor);
+    map[STDOUT_FILENO] = STDOUT_FILENO;
+    map[STDERR_FILENO] = svc->log_pipe_write;
+    for (guint i = 0; i < svc->listeners->len; i++)
+        map[3 + i] = ((corral_listener *)g_ptr_array_index(svc->listeners, i))->fd;
+    return true;
+}
+
 static void build_fd_map(corral_service *svc)
 {
     int *map;
+
+    if (build_foreign_fd_map(svc))
+        return;
 
     svc->fd_count = CHILD_FD_FIRST_LISTENER + (int)svc->listeners->len;
     map = svc->fd_map = g_new(int, svc->fd_count);
@@ -705,12 +802,19 @@ bool corral_service_start(corral_service *svc, GError **error)
     }
     svc->log_pipe_write = log_pipe[1];
     svc->child_log = corral_child_log_new(log_pipe[0], svc->config->name);
+    corral_child_log_set_raw_level(svc->child_log, svc->config->exec.stderr_level);
     build_fd_map(svc);
 
     watch_status(svc);
     svc->monitoring = true;
     watch_listeners(svc);
+    if (svc->config->protocol.protocol == CORRAL_WORKER_PROTOCOL_INETD)
+        svc->inetd = corral_inetd_new(svc);
+    if (svc->config->protocol.protocol == CORRAL_WORKER_PROTOCOL_SYSTEMD)
+        svc->load_sampler = corral_load_sampler_new(svc);
     POLICY_CALL(svc, start);
+    if (svc->inetd != NULL)
+        corral_inetd_update(svc->inetd);
     return true;
 }
 
@@ -723,12 +827,24 @@ void corral_service_close_dead_pipe(corral_service *svc)
 {
     close_fd(&svc->dead_pipe[0]);
     close_fd(&svc->dead_pipe[1]);
+    /* Servers that have no dead pipe learn it from SIGTERM, as under
+     * systemd.  An inetd connection is left to finish on a reload. */
+    if (svc->config->protocol.protocol == CORRAL_WORKER_PROTOCOL_SYSTEMD ||
+        (svc->config->protocol.protocol == CORRAL_WORKER_PROTOCOL_INETD &&
+         corral_supervisor_is_stopping(svc->supervisor))) {
+        for (GList *link = svc->processes.head; link != NULL; link = link->next) {
+            corral_process_record *record = link->data;
+            (void)corral_process_group_signal(record->view.pid, SIGTERM);
+        }
+    }
 }
 
 void corral_service_release_listeners(corral_service *svc)
 {
     corral_service_listen(svc, false);
     g_ptr_array_set_size(svc->listeners, 0);
+    if (svc->inetd != NULL)
+        corral_inetd_update(svc->inetd); /* lets go of the closed descriptors */
     close_fd(&svc->status_pipe[0]);
     close_fd(&svc->status_pipe[1]);
 }
@@ -748,6 +864,8 @@ void corral_service_stop(corral_service *svc)
     }
     corral_status_watch_free(svc->status_watch);
     svc->status_watch = NULL;
+    corral_load_sampler_free(svc->load_sampler);
+    svc->load_sampler = NULL;
 }
 
 static void forget_process(corral_service *svc, corral_process_record *record)
@@ -775,6 +893,7 @@ void corral_service_free(corral_service *svc)
         forget_process(svc, svc->processes.head->data);
     corral_policy_values_free(svc->policy_module, svc->policy_values);
     corral_child_log_free(svc->child_log);
+    corral_inetd_free(svc->inetd);
     close_fd(&svc->status_pipe[0]);
     close_fd(&svc->status_pipe[1]);
     corral_service_close_dead_pipe(svc);
@@ -805,7 +924,7 @@ static gboolean on_first_status_timeout(gpointer data)
     svc_log(svc, CORRAL_LEVEL_ERROR,
             "Initial status notification not received in %u seconds, killing the process",
             (svc->config->first_status_timeout_msecs + 999) / 1000);
-    if (kill(record->view.pid, SIGKILL) < 0 && errno != ESRCH)
+    if (!corral_process_group_signal(record->view.pid, SIGKILL) && errno != ESRCH)
         svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, SIGKILL) failed: %s", (int)record->view.pid,
                 g_strerror(errno));
     /* Killed for silence is not a startup failure: it must not throttle. */
@@ -843,14 +962,26 @@ static void log_child_setup_failure(corral_service *svc, pid_t pid,
     g_free(text);
 }
 
-bool corral_service_spawn(corral_service *svc)
+
+/* The variable that names the spawn: Dovecot's GENERATION, or systemd's
+ * LISTEN_PID, which the child fills in with its own pid (spawn.h). */
+typedef struct spawn_variable {
+    char text[32];
+} spawn_variable;
+
+#define LISTEN_PID_PREFIX "LISTEN_PID="
+
+static pid_t spawn_process(corral_service *svc, const int *fd_map, int fd_count,
+                           char *const *extra_env, uint32_t *generation_out)
 {
+    const corral_worker_protocol protocol = svc->config->protocol.protocol;
     corral_service_state *st = &svc->state;
     const char *refusal = refusal_reason(svc);
     corral_spawn_failure failure;
-    corral_process_record *record;
     corral_spawn_request request;
     guint env_count = g_strv_length(svc->env_base);
+    guint extra_count = extra_env != NULL ? g_strv_length((char **)extra_env) : 0;
+    spawn_variable variable = { "" };
     char **envp;
     uint32_t generation;
     pid_t pid;
@@ -859,22 +990,28 @@ bool corral_service_spawn(corral_service *svc)
         svc_log(svc, CORRAL_LEVEL_WARNING,
                 "policy %s asked for a process (%u of process_limit %u), refused: %s",
                 svc->policy_module->name, st->process_count, st->process_limit, refusal);
-        return false;
+        return -1;
     }
 
     corral_supervisor_count_spawn(svc->supervisor);
     generation = corral_supervisor_next_generation(svc->supervisor);
-    envp = g_new(char *, env_count + 2);
+    envp = g_new(char *, env_count + extra_count + 2);
     memcpy(envp, svc->env_base, env_count * sizeof(char *));
-    envp[env_count] = g_strdup_printf("GENERATION=%u", generation);
-    envp[env_count + 1] = NULL;
+    if (extra_count > 0)
+        memcpy(envp + env_count, extra_env, extra_count * sizeof(char *));
+    if (protocol == CORRAL_WORKER_PROTOCOL_DOVECOT)
+        g_snprintf(variable.text, sizeof(variable.text), "GENERATION=%u", generation);
+    else if (protocol == CORRAL_WORKER_PROTOCOL_SYSTEMD)
+        g_strlcpy(variable.text, LISTEN_PID_PREFIX, sizeof(variable.text));
+    envp[env_count + extra_count] = variable.text[0] != '\0' ? variable.text : NULL;
+    envp[env_count + extra_count + 1] = NULL;
 
     request = (corral_spawn_request){
         .path = svc->exec_path,
         .argv = svc->argv,
         .envp = envp,
-        .fd_map = svc->fd_map,
-        .fd_count = svc->fd_count,
+        .fd_map = fd_map,
+        .fd_count = fd_count,
         .memory_limit = svc->config->vsz_limit,
         .uid = svc->uid,
         .gid = svc->gid,
@@ -882,21 +1019,33 @@ bool corral_service_spawn(corral_service *svc)
         .group_count = svc->group_count,
         .chroot_dir = svc->config->chroot,
         .work_dir = corral_supervisor_config(svc->supervisor)->base_dir,
+        .working_directory = svc->config->exec.working_directory,
+        .new_session = true,
+        .own_pid_text = protocol == CORRAL_WORKER_PROTOCOL_SYSTEMD
+                            ? variable.text + strlen(LISTEN_PID_PREFIX) : NULL,
+        .own_pid_text_size = sizeof(variable.text) - strlen(LISTEN_PID_PREFIX),
     };
     pid = corral_spawn(&request, &failure);
-    g_free(envp[env_count]);
     g_free(envp);
     if (pid < 0) {
         svc_log(svc, CORRAL_LEVEL_ERROR, "%s failed for %s: %s%s",
                 corral_spawn_step_name(failure.step), svc->exec_path, g_strerror(failure.error),
                 failure.step == CORRAL_SPAWN_STEP_CLONE && failure.error == EAGAIN
                     ? " (ulimit -u reached?)" : "");
-        return false;
+        return -1;
     }
     if (failure.step != CORRAL_SPAWN_STEP_NONE)
         log_child_setup_failure(svc, pid, &failure);
+    *generation_out = generation;
+    return pid;
+}
 
-    record = g_new0(corral_process_record, 1);
+static corral_process_record *add_process(corral_service *svc, pid_t pid, uint32_t generation)
+{
+    const corral_worker_protocol protocol = svc->config->protocol.protocol;
+    corral_service_state *st = &svc->state;
+    corral_process_record *record = g_new0(corral_process_record, 1);
+
     record->view.pid = pid;
     record->view.available_count = st->client_limit;
     record->view.created_usec = corral_supervisor_now_usec();
@@ -906,13 +1055,53 @@ bool corral_service_spawn(corral_service *svc)
     record->shadow_views = corral_shadows_new_views(svc->shadows);
     g_queue_push_tail_link(&svc->processes, &record->link);
     corral_supervisor_add_process(svc->supervisor, record);
-    record->first_status_timer = g_timeout_add(svc->config->first_status_timeout_msecs,
-                                               on_first_status_timeout, record);
     st->process_count++;
-    if (st->client_limit > 0)
-        st->process_avail++;
     svc->spawned_total++;
+    switch (protocol) {
+    case CORRAL_WORKER_PROTOCOL_DOVECOT:
+        record->first_status_timer = g_timeout_add(svc->config->first_status_timeout_msecs,
+                                                   on_first_status_timeout, record);
+        break;
+    case CORRAL_WORKER_PROTOCOL_SYSTEMD:
+        /* Started when spawned, and idle until measured otherwise. */
+        record->view.initialized = true;
+        record->view.idle_since_usec = record->view.created_usec;
+        break;
+    case CORRAL_WORKER_PROTOCOL_INETD:
+        /* Busy with its one connection for its whole life. */
+        record->view.initialized = true;
+        record->view.available_count = 0;
+        break;
+    }
+    if (record->view.available_count > 0)
+        st->process_avail++;
+    return record;
+}
+
+bool corral_service_spawn(corral_service *svc)
+{
+    uint32_t generation;
+    pid_t pid;
+
+    if (svc->inetd != NULL)
+        return corral_inetd_spawn_one(svc->inetd);
+    pid = spawn_process(svc, svc->fd_map, svc->fd_count, NULL, &generation);
+    if (pid < 0)
+        return false;
+    add_process(svc, pid, generation);
     return true;
+}
+
+pid_t corral_service_spawn_connection(corral_service *svc, int fd, char *const *extra_env)
+{
+    int map[3] = { fd, fd, svc->config->protocol.stderr_to_log ? svc->log_pipe_write : fd };
+    uint32_t generation;
+    pid_t pid = spawn_process(svc, map, 3, extra_env, &generation);
+
+    if (pid < 0)
+        return -1;
+    add_process(svc, pid, generation);
+    return pid;
 }
 
 corral_process_record *corral_service_find_process(corral_service *svc, pid_t pid)
@@ -922,10 +1111,11 @@ corral_process_record *corral_service_find_process(corral_service *svc, pid_t pi
     return record != NULL && record->service == svc ? record : NULL;
 }
 
-/* kill(), logging failures other than a process that is already gone. */
+/* Signals the process's group (process-group.h), logging failures other
+ * than a process that is already gone. */
 static bool deliver(corral_service *svc, pid_t pid, int signo)
 {
-    if (kill(pid, signo) == 0)
+    if (corral_process_group_signal(pid, signo))
         return true;
     if (errno != ESRCH)
         svc_log(svc, CORRAL_LEVEL_ERROR, "kill(%d, %s) failed: %s", (int)pid,
@@ -1001,8 +1191,15 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
         svc->exit_failures_total++;
         g_free(text);
     }
+    /* What the worker forked and left behind would hold its sockets and
+     * outlive corrald: it goes with its leader. */
+    if (corral_process_group_kill_leftovers(proc->pid))
+        svc_log(svc, CORRAL_LEVEL_DEBUG, "killed what process %d left in its process group",
+                (int)proc->pid);
     corral_account_exit(&svc->state, proc, wait_status, corral_supervisor_now_usec(),
                         &exit_info);
+    if (svc->inetd != NULL)
+        corral_inetd_process_exited(svc->inetd, proc->pid);
     if (svc->monitoring && !svc->state.stopping)
         POLICY_CALL(svc, process_exited, &exit_info);
     else if ((corral_policy_module_flags(svc->policy_module) & CORRAL_POLICY_TIMERS_OUTLIVE_STOP) &&
@@ -1010,10 +1207,37 @@ void corral_service_process_exited(corral_service *svc, corral_process_record *r
         /* Its timers still run: it must hear of the processes they name. */
         svc->policy_module->policy->process_exited(svc->policy_state, &exit_info);
     forget_process(svc, record);
+    if (svc->inetd != NULL)
+        corral_inetd_update(svc->inetd);
 }
 
 /* ------------------------------------------------------------------ */
 /* Listening, dropping, throttling, login notify.                       */
+
+void corral_service_measured_load(corral_service *svc, corral_process_record *record,
+                                  unsigned connections)
+{
+    unsigned limit = svc->state.client_limit;
+    unsigned available = connections >= limit ? 0 : limit - connections;
+
+    record->connections = connections;
+    record->measured = true;
+    if (available != record->view.available_count)
+        apply_status(svc, record, available);
+}
+
+void corral_service_sample_load(corral_service *svc, unsigned interval_msecs)
+{
+    if (svc->load_sampler != NULL)
+        corral_load_sampler_set_interval(svc->load_sampler, interval_msecs);
+}
+
+void corral_service_client_waiting(corral_service *svc)
+{
+    corral_service_drain_status(svc);
+    if (svc->state.listening)
+        POLICY_CALL(svc, listener_readable);
+}
 
 static void on_listener_readable(void *data)
 {
@@ -1055,6 +1279,12 @@ void corral_service_listen(corral_service *svc, bool on)
         return;
     }
     svc->state.listening = on;
+    /* inetd's accepting watches the listeners and keeps the policy's wish
+     * in mind (inetd.h). */
+    if (svc->inetd != NULL) {
+        corral_inetd_update(svc->inetd);
+        return;
+    }
     for (guint i = 0; i < svc->listeners->len; i++) {
         corral_listener *listener = g_ptr_array_index(svc->listeners, i);
 
@@ -1140,6 +1370,10 @@ static void on_listener_broken(void *data)
     }
     if (replaced)
         retire_processes_for_new_listeners(svc);
+    /* inetd's own watches must let go of the closed descriptors before the
+     * loop polls them again. */
+    if (replaced && svc->inetd != NULL)
+        corral_inetd_update(svc->inetd);
 }
 
 unsigned corral_service_queued_clients(const corral_service *svc)
@@ -1178,6 +1412,8 @@ static gboolean on_throttle_over(gpointer data)
     svc->state.throttled = false;
     corral_service_drain_status(svc);
     POLICY_CALL(svc, throttle_ended);
+    if (svc->inetd != NULL)
+        corral_inetd_update(svc->inetd);
     return G_SOURCE_REMOVE;
 }
 
@@ -1279,7 +1515,11 @@ bool corral_service_start_by_operator(corral_service *svc, GError **error)
     watch_status(svc);
     svc->monitoring = true;
     watch_listeners(svc);
+    if (svc->config->protocol.protocol == CORRAL_WORKER_PROTOCOL_SYSTEMD)
+        svc->load_sampler = corral_load_sampler_new(svc);
     POLICY_CALL(svc, start);
     POLICY_CALL(svc, started);
+    if (svc->inetd != NULL)
+        corral_inetd_update(svc->inetd);
     return true;
 }

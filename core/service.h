@@ -19,6 +19,7 @@
 
 #include "child-log.h"
 #include "log-limit.h"
+#include "inetd.h"
 #include "config.h"
 #include "policy-loader.h"
 #include "process.h"
@@ -49,11 +50,14 @@ struct corral_service {
     corral_child_log *child_log;
     corral_log_limit worker_fault_log;   /* budget for lines about bad records */
     guint worker_fault_timer;            /* tells what the budget held back */
+    corral_inetd *inetd;                 /* worker_protocol = inetd only */
+    struct corral_load_sampler *load_sampler; /* systemd only, while monitored */
 
     /* Spawn inputs prepared once per service. */
     char *exec_path;
     char **argv;
-    char **env_base;                     /* every variable but GENERATION */
+    char **env_base;                     /* every variable but GENERATION (dovecot)
+                                          * or LISTEN_PID (systemd) */
     int *fd_map;
     int fd_count;
     uid_t uid;
@@ -117,6 +121,21 @@ void corral_service_drain_status(corral_service *svc);
 
 /* Host actions, enforcing the hard limits. */
 bool corral_service_spawn(corral_service *svc);
+/* worker_protocol = inetd: starts a process for the accepted connection
+ * `fd` (the caller closes its own copy) with `extra_env` added to the
+ * service's variables.  Returns the pid, or -1 when refused or failed. */
+pid_t corral_service_spawn_connection(corral_service *svc, int fd, char *const *extra_env);
+/* worker_protocol = systemd: the process (with its group) holds
+ * `connections`, measured by the load sampler; its available_count
+ * becomes client_limit minus that, and a change is a status change. */
+void corral_service_measured_load(corral_service *svc, corral_process_record *record,
+                                  unsigned connections);
+/* A policy asks for load samples every `interval_msecs` (load-sampler.h);
+ * ignored for services whose processes send status. */
+void corral_service_sample_load(corral_service *svc, unsigned interval_msecs);
+/* A client waits while the master listens for the policy (or, for inetd,
+ * while the service is at process_limit): the policy's listener_readable. */
+void corral_service_client_waiting(corral_service *svc);
 void corral_service_listen(corral_service *svc, bool on);
 unsigned corral_service_drop_queued(corral_service *svc, unsigned max);
 /* Clients waiting in the TCP listeners' accept queues (listener.h). */

@@ -192,6 +192,12 @@ static void sh_log(corral_service *handle, corral_log_level level, const char *f
     journal_add(shadow_of(handle), "log \"%s\"", text);
 }
 
+/* Sampling is the active policy's to ask for; a shadow only watches. */
+static void sh_sample_load(corral_service *handle, unsigned interval_msecs)
+{
+    journal_add(shadow_of(handle), "sample_load %u", interval_msecs);
+}
+
 static const corral_host shadow_host_template = {
     .state = sh_state,
     .process = sh_process,
@@ -210,6 +216,7 @@ static const corral_host shadow_host_template = {
     .timer_remove = sh_timer_remove,
     .log = sh_log,
     .queued_clients = sh_queued_clients,
+    .sample_load = sh_sample_load,
 };
 
 static corral_host shadow_host;

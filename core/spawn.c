@@ -57,6 +57,26 @@ static bool child_arrange_fds(const spawn_context *ctx)
     return close_range((unsigned)req->fd_count, ~0U, 0) == 0;
 }
 
+/* Formats without the C library, which this child must not enter with
+ * locks the parent may hold. */
+static void write_decimal(char *out, size_t size, long value)
+{
+    char digits[24];
+    size_t count = 0;
+
+    if (size == 0)
+        return;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0 && count < sizeof(digits));
+    if (count + 1 > size)
+        count = 0; /* does not fit: leave the text empty rather than wrong */
+    for (size_t i = 0; i < count; i++)
+        out[i] = digits[count - 1 - i];
+    out[count] = '\0';
+}
+
 /* Uses raw system calls for credentials: glibc's wrappers would signal the
  * master's other threads, which this child shares memory with. */
 static int child_main(void *arg)
@@ -76,6 +96,10 @@ static int child_main(void *arg)
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
 
+    if (req->own_pid_text != NULL)
+        write_decimal(req->own_pid_text, req->own_pid_text_size, syscall(SYS_getpid));
+    if (req->new_session && setsid() < 0)
+        child_fail(ctx, CORRAL_SPAWN_STEP_SETSID);
     if (!child_arrange_fds(ctx))
         child_fail(ctx, CORRAL_SPAWN_STEP_FDS);
     /* The process state Dovecot's master gives its children. */
@@ -97,6 +121,8 @@ static int child_main(void *arg)
         child_fail(ctx, CORRAL_SPAWN_STEP_CHROOT);
     if (req->uid != (uid_t)-1 && syscall(SYS_setresuid, req->uid, req->uid, req->uid) < 0)
         child_fail(ctx, CORRAL_SPAWN_STEP_SETUID);
+    if (req->working_directory != NULL && chdir(req->working_directory) < 0)
+        child_fail(ctx, CORRAL_SPAWN_STEP_CHDIR);
 
     execve(req->path, req->argv, req->envp);
     child_fail(ctx, CORRAL_SPAWN_STEP_EXEC);
@@ -170,6 +196,7 @@ const char *corral_spawn_step_name(corral_spawn_step step)
     case CORRAL_SPAWN_STEP_CHROOT: return "chroot()";
     case CORRAL_SPAWN_STEP_SETUID: return "setuid()";
     case CORRAL_SPAWN_STEP_EXEC: return "execve()";
+    case CORRAL_SPAWN_STEP_SETSID: return "setsid()";
     }
     return "spawn";
 }

@@ -35,6 +35,19 @@ typedef struct corral_spawn_request {
     /* The child's working folder before any chroot (Dovecot's children
      * start in base_dir); NULL leaves it.  The child's umask is 0077. */
     const char *work_dir;
+    /* The service's working_directory: entered after the credentials
+     * change, inside any chroot; NULL leaves the child in work_dir. */
+    const char *working_directory;
+    /* The child leads a new session and process group (setsid()), so that
+     * the master can signal it together with everything it forks. */
+    bool new_session;
+    /* When set, the child writes its own pid there in decimal (with a NUL,
+     * within own_pid_text_size) before exec: the text may be the tail of
+     * an envp entry, which is how LISTEN_PID names the child itself.  The
+     * pid is not known before clone() returns, and the child shares the
+     * master's memory until exec, so it fills the master's buffer. */
+    char *own_pid_text;
+    size_t own_pid_text_size;
 } corral_spawn_request;
 
 /* The step of the child's setup that failed, for the error message. */
@@ -49,6 +62,7 @@ typedef enum corral_spawn_step {
     CORRAL_SPAWN_STEP_CHROOT,
     CORRAL_SPAWN_STEP_SETUID,
     CORRAL_SPAWN_STEP_EXEC,
+    CORRAL_SPAWN_STEP_SETSID,
 } corral_spawn_step;
 
 typedef struct corral_spawn_failure {

@@ -359,11 +359,25 @@ bool corral_supervisor_reload(corral_supervisor *supervisor, bool force, GError 
 /* ------------------------------------------------------------------ */
 /* Shutdown.                                                            */
 
+/* A process that died of the SIGQUIT is not reaped, but what it forked
+ * must not outlive corrald (process-group.h). */
+static void kill_orphans(corral_supervisor *supervisor)
+{
+    unsigned killed = corral_generation_kill_orphans(supervisor->current);
+
+    for (guint i = 0; i < supervisor->retiring->len; i++)
+        killed += corral_generation_kill_orphans(g_ptr_array_index(supervisor->retiring, i));
+    if (killed > 0)
+        log_info("Killed what was left of %u process group%s", killed,
+                 killed == 1 ? "" : "es");
+}
+
 static gboolean on_quit_pause_over(gpointer data)
 {
     corral_supervisor *supervisor = data;
 
     supervisor->shutdown_timer = 0;
+    kill_orphans(supervisor);
     g_main_loop_quit(supervisor->loop);
     return G_SOURCE_REMOVE;
 }

@@ -12,11 +12,12 @@ set -eu
 # verify and security on the units, systemd-sysusers and systemd-tmpfiles
 # on the snippets), git, build-essential, debhelper and lintian
 # (scripts/package-check.sh builds and checks the Debian packages),
-# python3-yaml (reads the Kubernetes example).
+# python3-yaml (reads the Kubernetes example), python3-uvicorn and gunicorn
+# (real servers under worker_protocol = systemd; git serves inetd's test).
 packages="gcc libc6-dev meson ninja-build pkg-config libglib2.0-dev libltdl-dev
 libjson-glib-dev libcmocka-dev python3 netcat-openbsd valgrind curl clang
 libclang-rt-14-dev dovecot-core xinetd ucspi-tcp groff-base mandoc prometheus tmux
-systemd git build-essential debhelper lintian python3-yaml"
+systemd git build-essential debhelper lintian python3-yaml python3-uvicorn gunicorn"
 
 missing=""
 for pkg in $packages; do

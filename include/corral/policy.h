@@ -96,8 +96,11 @@ extern "C" {
  *      plugin never reads it, so it still loads; a version 2 plugin is
  *      refused by a corrald that only speaks version 1.
  *   3: corral_policy.flags and corral_policy.report, appended to the
- *      descriptor.  The core reads them only from a version 3 plugin, so
- *      the shorter descriptor of a version 1 or 2 plugin still loads.
+ *      descriptor, and corral_host.sample_load, appended to the host table
+ *      for processes that send no status (worker_protocol = systemd).  The
+ *      core reads the new descriptor members only from a version 3 plugin,
+ *      so the shorter descriptor of a version 1 or 2 plugin still loads,
+ *      and older plugins never call sample_load.
  * Renaming a field keeps the layout and the version: corral_process's
  * clients_served became clients_seen, the name of what it counts. */
 #define CORRAL_POLICY_ABI_VERSION 3u
@@ -313,6 +316,17 @@ typedef struct corral_host {
      * nothing, so 0 means "none known", not "none": a policy woken by
      * listener_readable should still assume one. */
     unsigned (*queued_clients)(corral_service *svc);
+
+    /* Since ABI version 3.  For a service whose processes send no status
+     * (worker_protocol = systemd), the core measures how many connections
+     * each process (with everything it forked) holds, every
+     * `interval_msecs` (50 to 60000; 0 goes back to the default of 1000),
+     * and reports a change as a status change: available_count becomes
+     * client_limit minus the connections, and a process without any is
+     * idle.  The shortest interval asked for wins.  Does nothing for
+     * services whose processes report their own status.  A host that
+     * predates it leaves it NULL (the simulator, older fake hosts). */
+    void (*sample_load)(corral_service *svc, unsigned interval_msecs);
 } corral_host;
 
 /* ------------------------------------------------------------------ */

@@ -17,6 +17,16 @@ static void set_listening(struct demand *demand, bool on)
         sp->host->listen(sp->svc, on);
 }
 
+void demand_start(struct demand *demand)
+{
+    const corral_host *host = demand->spawner->host;
+
+    /* A host older than ABI version 3 has no such function. */
+    if (host->sample_load != NULL)
+        host->sample_load(demand->spawner->svc, DEMAND_SAMPLE_MSECS);
+    demand_update(demand);
+}
+
 void demand_update(struct demand *demand)
 {
     const corral_service_state *st = demand->spawner->state;

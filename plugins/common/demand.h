@@ -32,6 +32,14 @@ struct demand {
 
 void demand_init(struct demand *demand, struct spawner *spawner);
 
+/* How often these policies want processes that send no status measured
+ * (corral_host.sample_load): a client that waits must be seen soon. */
+#define DEMAND_SAMPLE_MSECS 250u
+
+/* start(): asks for load samples (where the host measures any) and
+ * watches as demand_update() does. */
+void demand_start(struct demand *demand);
+
 /* Watches the listeners if and only if a client would find no free slot
  * (and the service is neither throttled, stopping, nor waiting at the
  * limit).  Call after anything that changes the counts or the throttle. */

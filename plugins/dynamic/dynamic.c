@@ -128,7 +128,7 @@ static void dynamic_start(void *state)
 {
     struct dynamic_service *ds = state;
 
-    demand_update(&ds->demand);
+    demand_start(&ds->demand);
 }
 
 static void dynamic_started(void *state)

@@ -160,7 +160,7 @@ static void ondemand_start(void *state)
 {
     struct ondemand_service *os = state;
 
-    demand_update(&os->demand);
+    demand_start(&os->demand);
 }
 
 static void ondemand_stop(void *state)

@@ -209,7 +209,7 @@ static void queue_start(void *state)
 {
     struct queue_service *qs = state;
 
-    demand_update(&qs->demand);
+    demand_start(&qs->demand);
 }
 
 static void queue_started(void *state)

@@ -13,6 +13,8 @@ Sections (docs/benchmarks.md describes each, with the exact configurations):
   master   master CPU per status record (status-flood) and master RSS
   herd     voluntary context switches of idle workers per connection
   scale    100, 1,000 and 10,000 processes of one service
+  inetd    worker_protocol = inetd against xinetd and tcpserver, all three
+           starting echo-once for each connection; ratios to xinetd
 
 Everything listens on 127.0.0.1 only.  Every load is bounded in count and
 time (loadgen -T), every wait has a deadline, and the whole run stops
@@ -837,6 +839,45 @@ def section_perconn(ctx):
     return res
 
 
+def section_inetd(ctx):
+    """corrald accepting for an inetd program, as xinetd (wait = no) and
+    tcpserver do, with the same program: connections per second and the
+    master's CPU per connection, each as a ratio to xinetd's."""
+    total = 1000 if ctx.quick else 5000
+    concurrency = 20
+    backlog = 128
+    program = ctx.tool("echo-once")
+    settings = {"worker_protocol": "inetd", "process_limit": 100, "listen_backlog": backlog,
+                "policy": "ondemand"}
+    contenders = [
+        *ctx.corralds("corrald inetd", program, settings),
+        Xinetd(ctx, "xinetd", program),
+        Tcpserver(ctx, "tcpserver", 100, backlog, program),
+    ]
+    try:
+        for c in contenders:
+            c.start()
+        time.sleep(1.0)
+        res = run_rounds(ctx, contenders, total, concurrency, 200)
+    finally:
+        for c in contenders:
+            c.stop()
+    print_table(f"inetd: a process per connection started by the master, {total} connections "
+                f"at concurrency {concurrency} (median of {ctx.rounds})", list(res.items()),
+                LOAD_COLUMNS)
+    xinetd = res["xinetd"]
+    ratios = {}
+    for name, r in res.items():
+        ratios[name] = {"rate_vs_xinetd": ratio(r["rate"], xinetd["rate"]),
+                        "master_cpu_vs_xinetd": ratio(r["master_us_per_conn"],
+                                                      xinetd["master_us_per_conn"])}
+    log("\n  ratios to xinetd       conn/s   master CPU/conn")
+    for name, q in ratios.items():
+        log(f"  {name.ljust(20)}  {q['rate_vs_xinetd']:6.2f}x   {q['master_cpu_vs_xinetd']:6.2f}x")
+    res["ratios"] = ratios
+    return res
+
+
 def flood(ctx, contender, count, paced, port=None):
     """Master CPU for `count` status records sent on demand."""
     pid = contender.pid
@@ -1074,7 +1115,7 @@ def section_scale(ctx):
 
 
 # Rounds of each measurement (the median is reported); --rounds overrides.
-DEFAULT_ROUNDS = {"warm": 5, "backlog": 3, "cold": 3, "perconn": 3, "master": 3}
+DEFAULT_ROUNDS = {"warm": 5, "backlog": 3, "cold": 3, "perconn": 3, "master": 3, "inetd": 3}
 
 SECTIONS = {
     "warm": section_warm,
@@ -1084,6 +1125,7 @@ SECTIONS = {
     "master": section_master,
     "herd": section_herd,
     "scale": section_scale,
+    "inetd": section_inetd,
 }
 
 
@@ -1186,6 +1228,13 @@ def targets(results):
         control = herd.get("raw pool, poll() (herd)", {}).get("voluntary_per_conn", 0)
         add("herd: corrald pool voluntary switches per connection",
             f"{v:.2f} (poll() pool: {control:.1f})", "no herd (< 10)", v < 10)
+    inetd = results.get("inetd")
+    if inetd and "corrald inetd" in inetd.get("ratios", {}):
+        q = inetd["ratios"]["corrald inetd"]
+        add("inetd: corrald conn/s vs xinetd, same program", f"x{q['rate_vs_xinetd']:.2f}",
+            ">= x1.2", q["rate_vs_xinetd"] >= 1.2)
+        add("inetd: corrald master CPU/conn vs xinetd", f"x{q['master_cpu_vs_xinetd']:.2f}",
+            "<= x1.0", q["master_cpu_vs_xinetd"] <= 1.0)
     log("\nTargets")
     width = max(len(l[0]) for l in lines) if lines else 10
     for label, value, goal, verdict in lines:

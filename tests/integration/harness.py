@@ -194,6 +194,9 @@ class Corrald:
     def close(self):
         """Stops corrald; a non-zero exit (a sanitizer or valgrind report,
         a crash) fails the test that started it."""
+        # Workers lead process groups of their own: note them while
+        # corrald is still their parent, to clean up after it below.
+        groups = self.children() if self.proc is not None else []
         try:
             # Judge only a corrald that was still running for us to stop;
             # one that a test killed or saw exit has been judged there.
@@ -204,10 +207,11 @@ class Corrald:
         finally:
             if self.proc is not None:
                 # Leftover workers of this test must not outlive it.
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                for group in [self.proc.pid] + groups:
+                    try:
+                        os.killpg(group, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
             if hasattr(self, "log_file"):
                 self.log_file.close()
 

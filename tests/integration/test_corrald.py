@@ -125,7 +125,7 @@ class Serving(CorraldTestCase):
         d = self.corrald(fixture_service(port, f"describe {out}")).start()
         pid = d.wait_children(1)[0]
         d.wait_log(rf"Info: fx\({pid}\): described itself", 10)
-        d.wait_log(r"Error: fx: raw stderr line", 10)
+        d.wait_log(r"Info: fx: raw stderr line", 10)
 
 
 class Logging(CorraldTestCase):

@@ -56,6 +56,7 @@ struct corral_service {
     bool monitoring;
     struct fake_process *processes; /* creation order */
     unsigned queued;
+    unsigned sample_interval;    /* last sample_load ask; 0 = none */
     unsigned failing_spawns;
     corral_timer *throttle_timer;
     struct corral_service *next;
@@ -459,6 +460,12 @@ static unsigned host_queued_clients(corral_service *svc)
     return svc->queued;
 }
 
+/* A request, not an action: kept for fake_host_sample_interval. */
+static void host_sample_load(corral_service *svc, unsigned interval_msecs)
+{
+    svc->sample_interval = interval_msecs;
+}
+
 static bool host_drop_one(corral_service *svc)
 {
     fake_action *action = record(svc, FAKE_DROP_ONE);
@@ -589,6 +596,7 @@ static const corral_host fake_host_table = {
     .random = host_random,
     .log = host_log,
     .queued_clients = host_queued_clients,
+    .sample_load = host_sample_load,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1040,6 +1048,11 @@ void fake_host_release(corral_service *svc, pid_t pid)
 unsigned fake_host_queued(corral_service *svc)
 {
     return svc->queued;
+}
+
+unsigned fake_host_sample_interval(corral_service *svc)
+{
+    return svc->sample_interval;
 }
 
 /* ------------------------------------------------------------------ */

@@ -199,6 +199,8 @@ void fake_host_accept(corral_service *svc, pid_t pid);
 /* A client of the process leaves: available_count rises by one. */
 void fake_host_release(corral_service *svc, pid_t pid);
 unsigned fake_host_queued(corral_service *svc);
+/* The interval the policy last asked for with sample_load; 0 if never. */
+unsigned fake_host_sample_interval(corral_service *svc);
 
 /* ------------------------------------------------------------------ */
 /* Timers the policy armed (the fake's throttle timer is not counted). */

@@ -106,6 +106,8 @@ static void test_defaults_start_two_processes_and_tick_every_second(void **state
     assert_int_equal(state_of(svc)->process_avail, 2);
     assert_false(state_of(svc)->listening);
     assert_true(fake_host_has_timer(svc, 1000, true));
+    /* Pools that send no status are measured this often for it. */
+    assert_int_equal(fake_host_sample_interval(svc), 250);
     assert_nothing_refused();
 }
 
