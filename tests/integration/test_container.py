@@ -108,6 +108,8 @@ class AdoptedOrphans(CorraldTestCase):
         with mock.patch.dict(os.environ, {"CORRAL_DEBUG": "1"}):
             daemon = self.start([sys.executable, "-c", SUBREAPER])
         self.wait_orphans_reaped(daemon.proc.pid, daemon)
+        # The line follows the waitpid() that removed the zombie.
+        daemon.wait_log(r"Debug: reaped PID \d+, an adopted orphan", 10)
         lines = re.findall(r"Debug: reaped PID \d+, an adopted orphan \((\d+) reaped so far\)",
                            daemon.log())
         elapsed = time.monotonic() - started
