@@ -1359,9 +1359,11 @@ static bool check_protocol(service_draft *draft, const config_file *file, const 
         return false;
     }
     if (!draft->have_listen_backlog)
+        /* Dovecot's default; capped where an explicit value is, so that
+         * corrald -a writes back a value corrald reads. */
         service->listen_backlog = (int)CLAMP((guint64)service->process_limit *
                                                  service->client_limit,
-                                             MIN_LISTEN_BACKLOG, (guint64)INT_MAX);
+                                             MIN_LISTEN_BACKLOG, MAX_LISTEN_BACKLOG);
     return true;
 }
 

@@ -200,6 +200,7 @@ static bool serve(corral_inetd *inetd, int fd, const struct sockaddr *peer, sock
     const char *source;
     unsigned from_source;
     char **env;
+    bool setup_failed;
     pid_t pid;
 
     address_text(peer, peer_len, remote_ip, sizeof(remote_ip), remote_port,
@@ -218,13 +219,17 @@ static bool serve(corral_inetd *inetd, int fd, const struct sockaddr *peer, sock
         return false;
     }
     env = connection_environment(fd, peer, peer_len, remote_ip, remote_port);
-    pid = corral_service_spawn_connection(inetd->svc, fd, env);
+    pid = corral_service_spawn_connection(inetd->svc, fd, env, &setup_failed);
     g_strfreev(env);
     close(fd);
     if (pid <= 0) {
         pause_accepting(inetd, SPAWN_FAILURE_PAUSE_MSECS);
         return false;
     }
+    /* The process exists and is about to exit 84 or 89: it is counted as
+     * any other until reaped, and the next client would fail the same way. */
+    if (setup_failed)
+        pause_accepting(inetd, SPAWN_FAILURE_PAUSE_MSECS);
     g_hash_table_replace(inetd->count_of_source, g_strdup(source),
                          GUINT_TO_POINTER(from_source + 1));
     g_hash_table_replace(inetd->source_of_pid, GINT_TO_POINTER(pid), g_strdup(source));

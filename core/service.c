@@ -972,7 +972,8 @@ typedef struct spawn_variable {
 #define LISTEN_PID_PREFIX "LISTEN_PID="
 
 static pid_t spawn_process(corral_service *svc, const int *fd_map, int fd_count,
-                           char *const *extra_env, uint32_t *generation_out)
+                           char *const *extra_env, uint32_t *generation_out,
+                           bool *setup_failed_out)
 {
     const corral_worker_protocol protocol = svc->config->protocol.protocol;
     corral_service_state *st = &svc->state;
@@ -1037,6 +1038,7 @@ static pid_t spawn_process(corral_service *svc, const int *fd_map, int fd_count,
     if (failure.step != CORRAL_SPAWN_STEP_NONE)
         log_child_setup_failure(svc, pid, &failure);
     *generation_out = generation;
+    *setup_failed_out = failure.step != CORRAL_SPAWN_STEP_NONE;
     return pid;
 }
 
@@ -1085,18 +1087,21 @@ bool corral_service_spawn(corral_service *svc)
 
     if (svc->inetd != NULL)
         return corral_inetd_spawn_one(svc->inetd);
-    pid = spawn_process(svc, svc->fd_map, svc->fd_count, NULL, &generation);
+    bool setup_failed;
+
+    pid = spawn_process(svc, svc->fd_map, svc->fd_count, NULL, &generation, &setup_failed);
     if (pid < 0)
         return false;
     add_process(svc, pid, generation);
     return true;
 }
 
-pid_t corral_service_spawn_connection(corral_service *svc, int fd, char *const *extra_env)
+pid_t corral_service_spawn_connection(corral_service *svc, int fd, char *const *extra_env,
+                                      bool *setup_failed)
 {
     int map[3] = { fd, fd, svc->config->protocol.stderr_to_log ? svc->log_pipe_write : fd };
     uint32_t generation;
-    pid_t pid = spawn_process(svc, map, 3, extra_env, &generation);
+    pid_t pid = spawn_process(svc, map, 3, extra_env, &generation, setup_failed);
 
     if (pid < 0)
         return -1;

@@ -123,8 +123,11 @@ void corral_service_drain_status(corral_service *svc);
 bool corral_service_spawn(corral_service *svc);
 /* worker_protocol = inetd: starts a process for the accepted connection
  * `fd` (the caller closes its own copy) with `extra_env` added to the
- * service's variables.  Returns the pid, or -1 when refused or failed. */
-pid_t corral_service_spawn_connection(corral_service *svc, int fd, char *const *extra_env);
+ * service's variables.  Returns the pid, or -1 when refused or failed.
+ * *setup_failed tells that the process exists but failed before exec (it
+ * exits 84 or 89, as under Dovecot). */
+pid_t corral_service_spawn_connection(corral_service *svc, int fd, char *const *extra_env,
+                                      bool *setup_failed);
 /* worker_protocol = systemd: the process (with its group) holds
  * `connections`, measured by the load sampler; its available_count
  * becomes client_limit minus that, and a change is a status change. */

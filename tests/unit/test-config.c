@@ -169,7 +169,7 @@ static void test_minimal_service_gets_every_default(void **state)
     assert_true(echo->vsz_limit == 256 * MIB);
     assert_int_equal(echo->first_status_timeout_msecs, 30000);
     assert_int_equal(echo->status_batch_msecs, 5);
-    assert_int_equal(echo->listen_backlog, 100 * 1000);
+    assert_int_equal(echo->listen_backlog, 65535);
     assert_null(echo->user);
     assert_null(echo->group);
     assert_null(echo->extra_groups);
@@ -306,7 +306,7 @@ static void test_listen_backlog_bounds(void **state)
     assert_int_equal(corral_config_find_service(config, "tiny")->listen_backlog, 4);
     assert_int_equal(corral_config_find_service(config, "set_low")->listen_backlog, 4);
     assert_int_equal(corral_config_find_service(config, "set_high")->listen_backlog, 65535);
-    assert_int_equal(corral_config_find_service(config, "huge")->listen_backlog, INT_MAX);
+    assert_int_equal(corral_config_find_service(config, "huge")->listen_backlog, 65535);
     corral_config_free(config);
 }
 
