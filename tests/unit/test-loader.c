@@ -137,7 +137,7 @@ static void test_unknown_policy_names_the_search_path(void **unused)
     assert_contains(error->message, "no_such_policy.so");
     assert_contains(error->message, fixture_dir);
     assert_contains(error->message, "/some/policy/dir");
-    g_error_free(error);
+    g_clear_error(&error);
     assert_null(corral_policy_loader_load(loader, "../escape", &error));
     assert_non_null(error);
     g_error_free(error);
