@@ -526,11 +526,12 @@ static void warn_about_survivors(corral_supervisor *supervisor)
         corral_process_record *record = value;
         corral_service *svc = record->service;
         pid_t pid = record->view.pid;
-        GString *held = g_string_new(NULL);
+        GString *held;
         int status;
 
         if (waitpid(pid, &status, WNOHANG) != 0)
             continue; /* gone (or not ours to wait for) */
+        held = g_string_new(NULL);
         for (guint i = 0; i < supervisor->current->services->len; i++) {
             corral_service *any = g_ptr_array_index(supervisor->current->services, i);
             for (guint j = 0; j < any->listeners->len; j++) {
