@@ -12,9 +12,10 @@
  * Mode bit 2 closes the write end only after the log is freed, as when
  * the supervisor still holds it.
  *
- * The harness is the log sink: it defines corral_log and corral_logv, so
- * the core's log.c stays out of the link, each message is formatted (with
- * ASan watching the arguments) and checked, and nothing floods stderr.
+ * The harness is the log sink: it defines corral_log, corral_logv and
+ * corral_log_about_line, so the core's log.c stays out of the link, each
+ * message is formatted (with ASan watching the arguments) and checked, and
+ * nothing floods stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +61,18 @@ void corral_log(corral_level level, const char *fmt, ...)
 {
     va_list args;
 
+    va_start(args, fmt);
+    corral_logv(level, fmt, args);
+    va_end(args);
+}
+
+/* Worker lines carry the service and the pid as journal fields. */
+void corral_log_about_line(corral_level level, const corral_log_about *about, const char *fmt,
+                           ...)
+{
+    va_list args;
+
+    CHECK(about != NULL && strcmp(about->service, SERVICE_NAME) == 0);
     va_start(args, fmt);
     corral_logv(level, fmt, args);
     va_end(args);
