@@ -65,8 +65,11 @@ def wait_until(predicate, timeout, what):
     raise AssertionError(f"timed out after {timeout * SLOW}s waiting for {what}")
 
 
-def child_pids(parent):
-    children = []
+def live_pids_where(field, value):
+    """Pids of live (not zombie) processes whose /proc/PID/stat field
+    (counted after the command name: 1 is the ppid, 2 the process group)
+    equals value."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -76,9 +79,17 @@ def child_pids(parent):
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == parent and fields[0] != "Z":
-            children.append(int(entry))
-    return sorted(children)
+        if int(fields[field]) == value and fields[0] != "Z":
+            found.append(int(entry))
+    return sorted(found)
+
+
+def child_pids(parent):
+    return live_pids_where(1, parent)
+
+
+def group_members(pgid):
+    return live_pids_where(2, pgid)
 
 
 def connect(port, timeout=5):

@@ -8,7 +8,8 @@ import subprocess
 import threading
 import unittest
 
-from harness import SLOW, CorraldTestCase, connect, free_port, port_is_listening, wait_until
+from harness import (SLOW, CorraldTestCase, connect, free_port, group_members,
+                     port_is_listening, wait_until)
 from test_protocols import process_exists, read_all
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,22 +33,6 @@ def http_get(port, path, timeout):
     head, _, body = reply.partition(b"\r\n\r\n")
     return body.decode() if head.startswith(b"HTTP/1.1 200") or \
         head.startswith(b"HTTP/1.0 200") else None
-
-
-def group_members(pgid):
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry))
-    return members
 
 
 class SlowLoad:
